@@ -1,0 +1,6 @@
+//! The node's own MySQL/MariaDB server: connection pools, relaying results to clients, and
+//! (for the demo and tests) launching throwaway servers.
+
+pub mod launcher;
+pub mod pool;
+pub mod relay;

@@ -1,0 +1,127 @@
+//! Relays a backend's reply to a text-protocol query to the client, one result set after another,
+//! row by row: columns go out with every field the backend sent, rows as the backend's bytes, OK
+//! packets with their affected rows, insert id, status, warnings and info text.
+//!
+//! Rows are streamed (flushed every 64 KiB), never collected, so a large result costs bounded
+//! memory.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, QueryResult, TextProtocol};
+use mysql_common::constants::StatusFlags;
+use mysql_common::packets::OkPacket;
+use tokio::io::AsyncWrite;
+
+use super::pool::{Backend, BackendFailure};
+use crate::frontend::reply::{OkInfo, Replies};
+
+/// Why a relay ended early.
+#[derive(Debug)]
+pub enum RelayError {
+    /// The backend reported an error or was lost; the client has been sent the error packet.
+    Backend(BackendFailure),
+    /// Writing to the client failed: the client is gone, the backend reply was not drained.
+    Client(std::io::Error),
+}
+
+/// Status bits that describe the session rather than one packet; carried into replies whose own
+/// status the driver does not expose.
+const SESSION_BITS: u16 = StatusFlags::SERVER_STATUS_IN_TRANS.bits()
+    | StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits()
+    | StatusFlags::SERVER_STATUS_IN_TRANS_READONLY.bits();
+
+fn ok_info(ok: Option<&OkPacket<'_>>) -> OkInfo {
+    match ok {
+        Some(ok) => OkInfo {
+            affected_rows: ok.affected_rows(),
+            last_insert_id: ok.last_insert_id().unwrap_or(0),
+            status: ok.status_flags().bits(),
+            warnings: ok.warnings(),
+            info: ok.info_ref().map(<[u8]>::to_vec).unwrap_or_default(),
+        },
+        None => OkInfo::default(),
+    }
+}
+
+/// Columns of the result set the connection is positioned on; `None` when all sets are read.
+fn pending_columns(conn: &mut Conn) -> Option<std::sync::Arc<[mysql_async::Column]>> {
+    QueryResult::<TextProtocol>::new(&mut *conn).columns()
+}
+
+/// Runs `sql` on `conn` and writes the complete reply to the client (not flushed). Returns the
+/// session status bits of the last packet relayed.
+pub async fn relay_query<W: AsyncWrite + Unpin>(
+    backend: &Backend,
+    conn: &mut Conn,
+    sql: &[u8],
+    replies: &mut Replies<W>,
+    mut status: u16,
+) -> Result<u16, RelayError> {
+    let fail = |replies: &mut Replies<W>, err: mysql_async::Error| {
+        let failure = backend.failure(err);
+        replies.error(&failure.reply);
+        RelayError::Backend(failure)
+    };
+    match conn.query_iter(sql).await {
+        Ok(result) => drop(result),
+        Err(e) => return Err(fail(replies, e)),
+    }
+    while let Some(columns) = pending_columns(conn) {
+        if columns.is_empty() {
+            let ok = ok_info(conn.last_ok_packet());
+            status = ok.status;
+            replies.ok(&ok);
+            // Moves to the next result set, if the backend announced one.
+            if let Err(e) = QueryResult::<TextProtocol>::new(&mut *conn).next().await {
+                return Err(fail(replies, e));
+            }
+            continue;
+        }
+        replies.columns(&columns, status & SESSION_BITS);
+        let mut result = QueryResult::<TextProtocol>::new(&mut *conn);
+        loop {
+            match result.next().await {
+                Ok(Some(row)) => {
+                    replies.text_row(&row.unwrap_raw());
+                    replies
+                        .out
+                        .flush_if_full()
+                        .await
+                        .map_err(RelayError::Client)?;
+                }
+                Ok(None) => break,
+                // An error instead of the end of rows: the client must not take the rows it got
+                // for a complete result.
+                Err(e) => return Err(fail(replies, e)),
+            }
+        }
+        drop(result);
+        // Reading the end of the rows also read the next set's header. If that set is an OK
+        // packet, it has replaced the terminator's; the terminator's warning count is then lost.
+        let next = pending_columns(conn);
+        let more = next.is_some();
+        let next_is_ok = next.is_some_and(|c| c.is_empty());
+        let end = ok_info(conn.last_ok_packet());
+        let mut end_status = if next_is_ok {
+            end.status & SESSION_BITS
+        } else {
+            end.status
+        };
+        if more {
+            end_status |= StatusFlags::SERVER_MORE_RESULTS_EXISTS.bits();
+        }
+        let warnings = if next_is_ok { 0 } else { end.warnings };
+        replies.end_of_rows(warnings, end_status);
+        status = end_status;
+    }
+    Ok(status)
+}
+
+/// Selects `db` on `conn` (the backend's own `USE`, so its error, e.g. 1049, passes through).
+pub async fn use_database(
+    backend: &Backend,
+    conn: &mut Conn,
+    db: &str,
+) -> Result<(), BackendFailure> {
+    let sql = format!("USE `{}`", db.replace('`', "``"));
+    conn.query_drop(sql).await.map_err(|e| backend.failure(e))
+}

@@ -1,0 +1,431 @@
+//! Node configuration: settings from a TOML file, secrets from the environment (`.env` via dotenvy).
+//!
+//! The file never holds a password: each proxy user names the environment variable that carries its
+//! password, so config files can be committed while `.env` stays private. Every error names the file
+//! and the key it is about, so an operator can fix it without reading code.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Default for `limits.max_allowed_packet`: the largest client packet a node accepts (64 MiB).
+pub const DEFAULT_MAX_ALLOWED_PACKET: usize = 64 * 1024 * 1024;
+
+/// A configuration problem, always naming where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The config file.
+        file: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or a key has the wrong type.
+    #[error("{file}: {message}")]
+    Parse {
+        /// The config file.
+        file: String,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// A key is missing or its value is not acceptable.
+    #[error("{file}: key `{key}`: {message}")]
+    Invalid {
+        /// The config file (or `environment` for a variable).
+        file: String,
+        /// The offending key.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// What a node does in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    /// Executes DDL and writes; the source of every change.
+    Master,
+    /// Serves reads; refuses DDL; writes go to the master.
+    Slave,
+}
+
+impl NodeRole {
+    /// Lower-case name as used in config, logs and the demo's output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::Master => "master",
+            NodeRole::Slave => "slave",
+        }
+    }
+}
+
+/// What a proxy user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserRole {
+    /// Reads, plus the session and transaction statements every client sends.
+    Readonly,
+    /// Reads, writes, transactions, session statements.
+    App,
+    /// Everything, including DDL and account statements on the master.
+    Admin,
+}
+
+impl UserRole {
+    /// Lower-case name as used in config and error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserRole::Readonly => "readonly",
+            UserRole::App => "app",
+            UserRole::Admin => "admin",
+        }
+    }
+}
+
+/// A proxy user as the node uses it: name, role, password and where admin rights hold.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// Granted role.
+    pub role: UserRole,
+    /// Clear-text password (from the environment), needed to check the client's scramble.
+    pub password: String,
+    /// Networks from which an `admin` keeps admin rights; elsewhere it acts as `app`. Empty: anywhere.
+    pub admin_from: Vec<IpNet>,
+}
+
+impl User {
+    /// The role this user has when connecting from `peer`: critical statements are filtered by source.
+    pub fn effective_role(&self, peer: IpAddr) -> UserRole {
+        if self.role == UserRole::Admin
+            && !self.admin_from.is_empty()
+            && !self.admin_from.iter().any(|net| net.contains(&peer))
+        {
+            UserRole::App
+        } else {
+            self.role
+        }
+    }
+}
+
+/// Limits that protect a node from its clients.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest client packet accepted; larger ones get error 1153 and the connection closes.
+    pub max_allowed_packet: usize,
+    /// Client connections served at once; beyond it a client gets error 1040.
+    pub max_connections: usize,
+    /// Backend connections this node opens at most (each client session owns one while connected).
+    pub backend_pool_size: usize,
+}
+
+/// Everything a node needs to run, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Node name, shown in logs, errors and status.
+    pub name: String,
+    /// Master or slave.
+    pub role: NodeRole,
+    /// Address clients connect to.
+    pub listen: SocketAddr,
+    /// This node's own MySQL/MariaDB server.
+    pub backend: SocketAddr,
+    /// Backend account (`DB_USER`).
+    pub backend_user: String,
+    /// Backend password (`DB_PASS`).
+    pub backend_password: String,
+    /// The master node's client address; required for slaves (errors name it, writes go there).
+    pub master: Option<String>,
+    /// Shared secret of the replication channel (`CLUSTER_SECRET`), if set.
+    pub cluster_secret: Option<String>,
+    /// Proxy users by name.
+    pub users: BTreeMap<String, User>,
+    /// Limits.
+    pub limits: Limits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    node: RawNode,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    users: Vec<RawUser>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: String,
+    role: NodeRole,
+    listen: String,
+    backend: String,
+    master: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_allowed_packet: Option<usize>,
+    max_connections: Option<usize>,
+    backend_pool_size: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: String,
+    role: UserRole,
+    password_env: String,
+    #[serde(default)]
+    admin_from: Vec<String>,
+}
+
+/// Source of secrets; the process environment in production, a map in tests.
+pub trait Secrets {
+    /// The value of variable `key`, if set and not empty.
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// Secrets from the process environment (after `.env` was loaded into it).
+pub struct EnvSecrets;
+
+impl Secrets for EnvSecrets {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Secrets for BTreeMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        BTreeMap::get(self, key).cloned().filter(|v| !v.is_empty())
+    }
+}
+
+/// Loads `.env` from the current directory or a parent, if there is one. A missing file is fine:
+/// the variables may come from the real environment.
+pub fn load_dotenv() -> Result<Option<PathBuf>, ConfigError> {
+    match dotenvy::dotenv() {
+        Ok(path) => Ok(Some(path)),
+        Err(e) if e.not_found() => Ok(None),
+        Err(e) => Err(ConfigError::Parse {
+            file: ".env".into(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+impl NodeConfig {
+    /// Reads and checks a node's TOML file, taking secrets from `secrets`.
+    pub fn load(path: &Path, secrets: &dyn Secrets) -> Result<NodeConfig, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Self::parse(&file, &text, secrets)
+    }
+
+    /// Parses TOML text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str, secrets: &dyn Secrets) -> Result<NodeConfig, ConfigError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.into(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            file: file.into(),
+            key: key.into(),
+            message,
+        };
+        let env_invalid = |key: &str, message: String| ConfigError::Invalid {
+            file: "environment (.env)".into(),
+            key: key.into(),
+            message,
+        };
+        let addr = |key: &str, value: &str| -> Result<SocketAddr, ConfigError> {
+            value
+                .parse()
+                .map_err(|e| invalid(key, format!("`{value}` is not an ip:port address ({e})")))
+        };
+        if raw.node.name.trim().is_empty() {
+            return Err(invalid("node.name", "must not be empty".into()));
+        }
+        let listen = addr("node.listen", &raw.node.listen)?;
+        let backend = addr("node.backend", &raw.node.backend)?;
+        if raw.node.role == NodeRole::Slave && raw.node.master.is_none() {
+            return Err(invalid(
+                "node.master",
+                "a slave must name its master's address".into(),
+            ));
+        }
+        let backend_user = secrets
+            .get("DB_USER")
+            .ok_or_else(|| env_invalid("DB_USER", "not set: the backend account's user".into()))?;
+        let backend_password = secrets.get("DB_PASS").ok_or_else(|| {
+            env_invalid("DB_PASS", "not set: the backend account's password".into())
+        })?;
+
+        let mut users = BTreeMap::new();
+        for (i, u) in raw.users.into_iter().enumerate() {
+            let key = |field: &str| format!("users[{i}].{field}");
+            if u.name.is_empty() {
+                return Err(invalid(&key("name"), "must not be empty".into()));
+            }
+            let password = secrets.get(&u.password_env).ok_or_else(|| {
+                env_invalid(
+                    &u.password_env,
+                    format!("not set: password of proxy user `{}`", u.name),
+                )
+            })?;
+            let mut admin_from = Vec::new();
+            for net in &u.admin_from {
+                admin_from.push(parse_net(net).ok_or_else(|| {
+                    invalid(
+                        &key("admin_from"),
+                        format!("`{net}` is not a network like 127.0.0.1/32"),
+                    )
+                })?);
+            }
+            let user = User {
+                name: u.name.clone(),
+                role: u.role,
+                password,
+                admin_from,
+            };
+            if users.insert(u.name.clone(), user).is_some() {
+                return Err(invalid(
+                    &key("name"),
+                    format!("user `{}` is defined twice", u.name),
+                ));
+            }
+        }
+        if users.is_empty() {
+            return Err(invalid("users", "at least one proxy user is needed".into()));
+        }
+        let positive = |key: &str, v: Option<usize>, default: usize| match v {
+            Some(0) => Err(invalid(key, "must be greater than 0".into())),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        };
+        let limits = Limits {
+            max_allowed_packet: positive(
+                "limits.max_allowed_packet",
+                raw.limits.max_allowed_packet,
+                DEFAULT_MAX_ALLOWED_PACKET,
+            )?,
+            max_connections: positive("limits.max_connections", raw.limits.max_connections, 1000)?,
+            backend_pool_size: positive(
+                "limits.backend_pool_size",
+                raw.limits.backend_pool_size,
+                200,
+            )?,
+        };
+        Ok(NodeConfig {
+            name: raw.node.name,
+            role: raw.node.role,
+            listen,
+            backend,
+            backend_user,
+            backend_password,
+            master: raw.node.master,
+            cluster_secret: secrets.get("CLUSTER_SECRET"),
+            users,
+            limits,
+        })
+    }
+}
+
+/// Parses `10.0.0.0/8` or a bare address (a /32 or /128).
+fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets() -> BTreeMap<String, String> {
+        [
+            ("DB_USER", "root"),
+            ("DB_PASS", "rootroot"),
+            ("APP_PASS", "apppass"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    const GOOD: &str = r#"
+        [node]
+        name = "s1"
+        role = "slave"
+        listen = "127.0.0.1:3308"
+        backend = "127.0.0.1:3317"
+        master = "127.0.0.1:3307"
+        [[users]]
+        name = "root"
+        role = "admin"
+        password_env = "DB_PASS"
+        admin_from = ["127.0.0.1/32", "::1"]
+        [[users]]
+        name = "app"
+        role = "app"
+        password_env = "APP_PASS"
+    "#;
+
+    #[test]
+    fn parses_a_good_file() {
+        let c = NodeConfig::parse("s.toml", GOOD, &secrets()).expect("valid config");
+        assert_eq!(c.role, NodeRole::Slave);
+        assert_eq!(c.users["app"].password, "apppass");
+        assert_eq!(c.limits.max_allowed_packet, DEFAULT_MAX_ALLOWED_PACKET);
+        let root = &c.users["root"];
+        assert_eq!(
+            root.effective_role("127.0.0.1".parse().expect("ip")),
+            UserRole::Admin
+        );
+        assert_eq!(
+            root.effective_role("10.1.2.3".parse().expect("ip")),
+            UserRole::App
+        );
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let cases = [
+            (GOOD.replace("127.0.0.1:3317", "nowhere"), "node.backend"),
+            (
+                GOOD.replace("master = \"127.0.0.1:3307\"", ""),
+                "node.master",
+            ),
+            (
+                GOOD.replace("\"::1\"", "\"::1/999\""),
+                "users[0].admin_from",
+            ),
+            (GOOD.replace("APP_PASS", "MISSING_PASS"), "MISSING_PASS"),
+            (GOOD.replace("role = \"app\"", "role = \"god\""), "role"),
+        ];
+        for (text, key) in cases {
+            let err = NodeConfig::parse("s.toml", &text, &secrets())
+                .expect_err("must be rejected")
+                .to_string();
+            assert!(err.contains(key), "`{err}` should name `{key}`");
+        }
+        let mut no_db = secrets();
+        no_db.remove("DB_PASS");
+        let err = NodeConfig::parse("s.toml", GOOD, &no_db)
+            .expect_err("no DB_PASS")
+            .to_string();
+        assert!(err.contains("DB_PASS"), "{err}");
+    }
+}

@@ -1,0 +1,231 @@
+//! Connection phase: greeting, `mysql_native_password` authentication against the proxy users.
+//!
+//! Only the node's own users are checked here; the backend account is never exposed to clients.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use mysql_common::constants::{CapabilityFlags, StatusFlags};
+use mysql_common::io::ParseBuf;
+use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse};
+use mysql_common::proto::MySerialize;
+use mysql_common::scramble::scramble_native;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::packet::{PacketError, PacketReader};
+use super::reply::{ErrorReply, Replies};
+use crate::config::{User, UserRole};
+
+const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
+
+/// Default collation advertised in the greeting (utf8mb4_general_ci); clients send their own.
+const GREETING_COLLATION: u8 = 45;
+
+/// Capabilities a node offers. No SSL or compression yet (clients fall back), no LOCAL INFILE.
+pub fn server_capabilities() -> CapabilityFlags {
+    CapabilityFlags::CLIENT_LONG_PASSWORD
+        | CapabilityFlags::CLIENT_FOUND_ROWS
+        | CapabilityFlags::CLIENT_LONG_FLAG
+        | CapabilityFlags::CLIENT_CONNECT_WITH_DB
+        | CapabilityFlags::CLIENT_IGNORE_SPACE
+        | CapabilityFlags::CLIENT_PROTOCOL_41
+        | CapabilityFlags::CLIENT_INTERACTIVE
+        | CapabilityFlags::CLIENT_IGNORE_SIGPIPE
+        | CapabilityFlags::CLIENT_TRANSACTIONS
+        | CapabilityFlags::CLIENT_SECURE_CONNECTION
+        | CapabilityFlags::CLIENT_MULTI_STATEMENTS
+        | CapabilityFlags::CLIENT_MULTI_RESULTS
+        | CapabilityFlags::CLIENT_PS_MULTI_RESULTS
+        | CapabilityFlags::CLIENT_PLUGIN_AUTH
+        | CapabilityFlags::CLIENT_CONNECT_ATTRS
+        | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+        | CapabilityFlags::CLIENT_DEPRECATE_EOF
+}
+
+/// A client that passed authentication.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// Login name.
+    pub user: String,
+    /// Role in force for this connection (an admin outside `admin_from` acts as `app`).
+    pub role: UserRole,
+    /// Database named in the handshake, to select before answering OK.
+    pub db: Option<String>,
+    /// Capabilities both sides support.
+    pub caps: CapabilityFlags,
+    /// Collation id the client asked for.
+    pub collation: u8,
+    /// Sequence id for the reply that ends the handshake.
+    pub next_seq: u8,
+}
+
+/// Why the connection phase ended without a login.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The client's packets could not be read.
+    #[error(transparent)]
+    Packet(#[from] PacketError),
+    /// The client left before finishing.
+    #[error("client closed the connection during the handshake")]
+    Gone,
+    /// The client sent a handshake that cannot be parsed or is not supported.
+    #[error("bad handshake: {0}")]
+    Malformed(String),
+    /// Wrong password or unknown user (the client has been sent error 1045).
+    #[error("{0}")]
+    Denied(ErrorReply),
+}
+
+/// A random scramble of printable characters: some clients mishandle NUL bytes in it.
+fn new_scramble() -> [u8; 20] {
+    let mut s: [u8; 20] = rand::random();
+    for b in &mut s {
+        *b = 0x21 + *b % 94;
+    }
+    s
+}
+
+/// Runs the connection phase on a fresh client socket. On success nothing has been sent after the
+/// auth exchange: the caller answers OK (or an error, e.g. for an unknown database).
+pub async fn handshake<R, W>(
+    reader: &mut PacketReader<R>,
+    replies: &mut Replies<W>,
+    users: &BTreeMap<String, User>,
+    connection_id: u32,
+    server_version: &str,
+    peer: IpAddr,
+) -> Result<Login, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let scramble = new_scramble();
+    let (part1, part2) = scramble.split_at(8);
+    let mut part1_arr = [0u8; 8];
+    part1_arr.copy_from_slice(part1);
+    let mut part2_nul = part2.to_vec();
+    part2_nul.push(0);
+    let greeting = HandshakePacket::new(
+        10,
+        server_version.as_bytes(),
+        connection_id,
+        part1_arr,
+        Some(part2_nul),
+        server_capabilities(),
+        GREETING_COLLATION,
+        StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+        Some(NATIVE_PASSWORD),
+    );
+    replies.out.set_seq(0);
+    replies.out.packet(|b| greeting.serialize(b));
+    replies.out.flush().await.map_err(PacketError::from)?;
+
+    let (payload, seq) = reader.read(1).await?.ok_or(HandshakeError::Gone)?;
+    if payload.len() < 32 {
+        return Err(HandshakeError::Malformed(format!(
+            "handshake response of {} bytes",
+            payload.len()
+        )));
+    }
+    let response: HandshakeResponse<'_> = ParseBuf(&payload)
+        .parse(())
+        .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
+    let client_caps = response.capabilities();
+    if !client_caps.contains(CapabilityFlags::CLIENT_PROTOCOL_41) {
+        return Err(HandshakeError::Malformed(
+            "clients older than protocol 4.1 are not supported".into(),
+        ));
+    }
+    if client_caps.contains(CapabilityFlags::CLIENT_SSL) {
+        return Err(HandshakeError::Malformed(
+            "client asked for TLS, which this node does not offer".into(),
+        ));
+    }
+    let caps = client_caps & server_capabilities();
+    replies.set_caps(caps);
+    let user = String::from_utf8_lossy(response.user()).into_owned();
+    let db = response
+        .db_name()
+        .filter(|d| !d.is_empty())
+        .map(|d| String::from_utf8_lossy(d).into_owned());
+    let collation = response.collation();
+    let mut next_seq = seq.wrapping_add(1);
+
+    let uses_native = match response.auth_plugin() {
+        None | Some(AuthPlugin::MysqlNativePassword) => true,
+        Some(_) => false,
+    };
+    let token: Cow<'_, [u8]> = if uses_native {
+        Cow::Borrowed(response.scramble_buf())
+    } else {
+        // Ask the client to answer our scramble with mysql_native_password instead.
+        let mut data = scramble.to_vec();
+        data.push(0);
+        let switch = AuthSwitchRequest::new(NATIVE_PASSWORD, data);
+        replies.out.set_seq(next_seq);
+        replies.out.packet(|b| switch.serialize(b));
+        replies.out.flush().await.map_err(PacketError::from)?;
+        let (answer, seq) = reader.read(next_seq).await?.ok_or(HandshakeError::Gone)?;
+        next_seq = seq.wrapping_add(1);
+        Cow::Owned(answer)
+    };
+
+    let granted = users
+        .get(&user)
+        .filter(|u| password_matches(&scramble, &u.password, &token));
+    let Some(account) = granted else {
+        let err = ErrorReply::new(
+            1045,
+            "28000",
+            format!(
+                "Access denied for user '{user}'@'{peer}' (using password: {})",
+                if token.is_empty() { "NO" } else { "YES" }
+            ),
+        );
+        replies.out.set_seq(next_seq);
+        replies.error(&err);
+        replies.out.flush().await.map_err(PacketError::from)?;
+        return Err(HandshakeError::Denied(err));
+    };
+    Ok(Login {
+        user,
+        role: account.effective_role(peer),
+        db,
+        caps,
+        collation,
+        next_seq,
+    })
+}
+
+/// Checks a `mysql_native_password` token without leaking timing about where it differs.
+fn password_matches(scramble: &[u8], password: &str, token: &[u8]) -> bool {
+    match scramble_native(scramble, password.as_bytes()) {
+        None => token.is_empty(),
+        Some(expected) => {
+            token.len() == expected.len()
+                && expected
+                    .iter()
+                    .zip(token)
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_password_check() {
+        let scramble = new_scramble();
+        assert!(scramble.iter().all(|b| (0x21..0x7f).contains(b)));
+        let token = scramble_native(&scramble, b"secret").expect("non-empty password");
+        assert!(password_matches(&scramble, "secret", &token));
+        assert!(!password_matches(&scramble, "Secret", &token));
+        assert!(!password_matches(&scramble, "secret", &token[..19]));
+        assert!(password_matches(&scramble, "", b""));
+        assert!(!password_matches(&scramble, "secret", b""));
+    }
+}

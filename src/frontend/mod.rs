@@ -1,0 +1,7 @@
+//! The client-facing side: MySQL wire protocol framing, handshake, replies, and the per-client
+//! session that applies the policy and relays to the backend.
+
+pub mod handshake;
+pub mod packet;
+pub mod reply;
+pub mod session;

@@ -1,0 +1,325 @@
+//! One client connection after the handshake: reads commands, applies the policy, relays to the
+//! backend connection the session owns.
+//!
+//! The session's state (current database, variables, transaction, temporary tables, locks) lives
+//! on that one backend connection, so nothing leaks between clients. The node only remembers the
+//! current database and charset, to restore them if the backend connection is lost.
+
+use std::sync::Arc;
+
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use mysql_common::collations::{Collation, CollationId};
+use mysql_common::constants::{CapabilityFlags, StatusFlags};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::{debug, info, warn};
+
+use super::handshake::Login;
+use super::packet::{PacketError, PacketReader};
+use super::reply::{ErrorReply, OkInfo, Replies};
+use crate::backend::relay::{RelayError, relay_query, use_database};
+use crate::node::NodeShared;
+use crate::sql::classify::{Classified, classify};
+use crate::sql::policy::{Context, Decision, decide};
+
+/// Command bytes of the client/server protocol handled here.
+mod com {
+    pub const QUIT: u8 = 0x01;
+    pub const INIT_DB: u8 = 0x02;
+    pub const QUERY: u8 = 0x03;
+    pub const PING: u8 = 0x0e;
+}
+
+/// The collation mysql_async's handshake sets on backend connections (utf8mb4_general_ci).
+const BACKEND_COLLATION: u8 = 45;
+
+/// Why a session ended.
+#[derive(Debug)]
+pub enum End {
+    /// COM_QUIT or a clean EOF.
+    Quit,
+    /// The client went away (or its socket failed) in the middle of something.
+    ClientGone,
+    /// The client broke the protocol; the connection was closed.
+    Protocol(PacketError),
+}
+
+/// A logged-in client.
+pub struct Session<R, W> {
+    node: Arc<NodeShared>,
+    reader: PacketReader<R>,
+    replies: Replies<W>,
+    login: Login,
+    conn: Option<Conn>,
+    db: Option<String>,
+    status: u16,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+    /// A session for `login`, whose handshake has been read but not yet answered.
+    pub fn new(
+        node: Arc<NodeShared>,
+        reader: PacketReader<R>,
+        replies: Replies<W>,
+        login: Login,
+    ) -> Self {
+        Session {
+            node,
+            reader,
+            replies,
+            db: login.db.clone(),
+            login,
+            conn: None,
+            status: StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits(),
+        }
+    }
+
+    /// Finishes the handshake (selecting the requested database) and serves commands until the
+    /// client leaves.
+    pub async fn run(mut self) -> End {
+        self.replies.out.set_seq(self.login.next_seq);
+        if let Some(db) = self.db.take()
+            && let Err(err) = self.select_db(&db).await
+        {
+            self.replies.error(&err);
+            let _ = self.replies.out.shutdown().await;
+            return End::Quit;
+        }
+        self.replies.ok(&OkInfo {
+            status: self.status,
+            ..OkInfo::default()
+        });
+        if self.replies.out.flush().await.is_err() {
+            return End::ClientGone;
+        }
+        let end = self.serve().await;
+        if let End::Protocol(ref e) = end {
+            warn!(error = %e, "closing connection: protocol violation");
+        }
+        let _ = self.replies.out.shutdown().await;
+        end
+    }
+
+    async fn serve(&mut self) -> End {
+        loop {
+            let (packet, seq) = match self.reader.read(0).await {
+                Ok(Some(p)) => p,
+                Ok(None) => return End::Quit,
+                Err(PacketError::TooLarge { size, limit }) => {
+                    // Same code and text as MySQL, then close: the rest of the packet is unread.
+                    self.replies.out.set_seq(0);
+                    self.replies.error(&ErrorReply::new(
+                        1153,
+                        "08S01",
+                        format!(
+                            "Got a packet bigger than 'max_allowed_packet' bytes ({size} > {limit})"
+                        ),
+                    ));
+                    let _ = self.replies.out.flush().await;
+                    return End::Protocol(PacketError::TooLarge { size, limit });
+                }
+                Err(PacketError::Io(_)) => return End::ClientGone,
+                Err(e) => return End::Protocol(e),
+            };
+            self.replies.out.set_seq(seq.wrapping_add(1));
+            let Some((&command, body)) = packet.split_first() else {
+                return End::Protocol(PacketError::Truncated);
+            };
+            match command {
+                com::QUIT => return End::Quit,
+                com::QUERY => {
+                    if let Err(end) = self.query(body).await {
+                        return end;
+                    }
+                }
+                com::INIT_DB => {
+                    let db = String::from_utf8_lossy(body).into_owned();
+                    match self.select_db(&db).await {
+                        Ok(()) => self.replies.ok(&OkInfo {
+                            status: self.status,
+                            ..OkInfo::default()
+                        }),
+                        Err(e) => self.replies.error(&e),
+                    }
+                }
+                com::PING => self.replies.ok(&OkInfo {
+                    status: self.status,
+                    ..OkInfo::default()
+                }),
+                other => self.replies.error(&ErrorReply::new(
+                    1047,
+                    "08S01",
+                    format!("Unknown command 0x{other:02x}: myrelay does not support it yet"),
+                )),
+            }
+            if self.replies.out.flush().await.is_err() {
+                return End::ClientGone;
+            }
+        }
+    }
+
+    /// COM_QUERY: classify, decide, relay.
+    async fn query(&mut self, sql: &[u8]) -> Result<(), End> {
+        let text = String::from_utf8_lossy(sql);
+        let classified = classify(&text);
+        if let Some(refusal) = self.refusal(&classified) {
+            info!(
+                user = %self.login.user,
+                class = classified.class().as_str(),
+                code = refusal.code,
+                reason = %refusal.message,
+                "refused statement"
+            );
+            self.replies.error(&refusal);
+            return Ok(());
+        }
+        debug!(class = classified.class().as_str(), "executing");
+        if self.execute(sql).await?
+            && let Some(db) = classified
+                .statements
+                .iter()
+                .rev()
+                .find_map(|s| s.use_database.clone())
+        {
+            self.db = Some(db);
+        }
+        Ok(())
+    }
+
+    /// The error to answer instead of running the packet, if any.
+    fn refusal(&self, classified: &Classified) -> Option<ErrorReply> {
+        if classified.statements.len() > 1
+            && !self
+                .replies
+                .caps()
+                .contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS)
+        {
+            return Some(ErrorReply::new(
+                1064,
+                "42000",
+                "You have an error in your SQL syntax: this client did not enable multi-statements, \
+                 so a packet may hold only one statement",
+            ));
+        }
+        let config = &self.node.config;
+        let ctx = Context {
+            node: &config.name,
+            node_role: config.role,
+            master: config.master.as_deref(),
+            user: &self.login.user,
+            user_role: self.login.role,
+        };
+        match decide(&ctx, classified.decisive()?) {
+            Decision::Execute => None,
+            Decision::Refuse(e) => Some(e),
+        }
+    }
+
+    /// Relays `sql` to the backend while watching the client: a client that hangs up mid-query gets
+    /// its backend connection killed. Ok(true) when the backend accepted the whole packet.
+    async fn execute(&mut self, sql: &[u8]) -> Result<bool, End> {
+        if let Err(e) = self.ensure_conn().await {
+            self.replies.error(&e);
+            return Ok(false);
+        }
+        let Session {
+            node,
+            reader,
+            replies,
+            conn,
+            status,
+            ..
+        } = self;
+        let Some(backend_conn) = conn.as_mut() else {
+            return Ok(false);
+        };
+        let connection_id = backend_conn.id();
+        let outcome = tokio::select! {
+            r = relay_query(&node.backend, backend_conn, sql, replies, *status) => Some(r),
+            () = reader.closed() => None,
+        };
+        match outcome {
+            Some(Ok(new_status)) => {
+                *status = new_status;
+                Ok(true)
+            }
+            Some(Err(RelayError::Backend(failure))) => {
+                if failure.broken {
+                    warn!(error = %failure.reply, "backend connection lost");
+                    *conn = None;
+                }
+                Ok(false)
+            }
+            Some(Err(RelayError::Client(_))) | None => {
+                // The reply was not read to its end: the connection must not serve anyone else.
+                info!(
+                    connection_id,
+                    "client left mid-statement; killing its backend query"
+                );
+                let abandoned = conn.take();
+                node.backend.kill(connection_id).await;
+                drop(abandoned);
+                Err(End::ClientGone)
+            }
+        }
+    }
+
+    /// Makes sure the session has a backend connection with its database and charset.
+    async fn ensure_conn(&mut self) -> Result<(), ErrorReply> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
+        let found_rows = self
+            .replies
+            .caps()
+            .contains(CapabilityFlags::CLIENT_FOUND_ROWS);
+        let backend = &self.node.backend;
+        let mut conn = backend.acquire(found_rows).await?;
+        if self.login.collation != BACKEND_COLLATION {
+            let collation = Collation::from(CollationId::from(u16::from(self.login.collation)));
+            if collation.id() != CollationId::UNKNOWN_COLLATION_ID {
+                let set = format!(
+                    "SET NAMES {} COLLATE {}",
+                    collation.charset(),
+                    collation.collation()
+                );
+                if let Err(e) = conn.query_drop(set).await {
+                    return Err(backend.failure(e).reply);
+                }
+            }
+        }
+        if let Some(db) = &self.db
+            && let Err(failure) = use_database(backend, &mut conn, db).await
+        {
+            if failure.broken {
+                return Err(failure.reply);
+            }
+            // The database is gone (dropped meanwhile): continue without one, as MySQL does.
+            warn!(db = %db, error = %failure.reply, "could not restore current database");
+            self.db = None;
+        }
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    /// COM_INIT_DB and the handshake's database: the backend's own USE decides.
+    async fn select_db(&mut self, db: &str) -> Result<(), ErrorReply> {
+        self.ensure_conn().await?;
+        let backend = &self.node.backend;
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(ErrorReply::new(2013, "HY000", "backend connection lost"));
+        };
+        match use_database(backend, conn, db).await {
+            Ok(()) => {
+                self.db = Some(db.to_string());
+                Ok(())
+            }
+            Err(failure) => {
+                if failure.broken {
+                    self.conn = None;
+                }
+                Err(failure.reply)
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The `myrelay` command line: run a node, or a local demo cluster.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use myrelay::config::{EnvSecrets, NodeConfig, load_dotenv};
+use myrelay::demo::{self, DemoOptions};
+use myrelay::node;
+
+#[derive(Parser)]
+#[command(
+    name = "myrelay",
+    version,
+    about = "A MySQL front for a small replicated cluster"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node from its TOML config (secrets from .env or the environment).
+    Node {
+        /// The node's config file, e.g. config/master.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only validate the config and exit.
+        #[arg(long)]
+        check_config: bool,
+    },
+    /// Run a local demo cluster: a master and N slaves, each with its own throwaway MariaDB.
+    Demo {
+        /// Number of slaves.
+        #[arg(long, default_value_t = 2)]
+        slaves: usize,
+        /// Client port of the master; slave i listens on PORT + i.
+        #[arg(long, default_value_t = 3307)]
+        port: u16,
+        /// Keep the backends' data in this directory (default: a temporary one, removed on exit).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = load_dotenv() {
+        eprintln!("myrelay: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("myrelay: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Node {
+                config,
+                check_config,
+            } => {
+                let path = config;
+                let config = NodeConfig::load(&path, &EnvSecrets).map_err(|e| e.to_string())?;
+                if check_config {
+                    println!(
+                        "{}: ok ({} node {})",
+                        path.display(),
+                        config.role.as_str(),
+                        config.name
+                    );
+                    return Ok(());
+                }
+                let listen = config.listen;
+                let mut handle = node::start(config)
+                    .await
+                    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                tokio::select! {
+                    _ = handle.wait() => {}
+                    _ = demo::wait_for_signal() => {}
+                }
+                handle.stop().await;
+                Ok(())
+            }
+            Command::Demo {
+                slaves,
+                port,
+                data_dir,
+            } => demo::run(DemoOptions {
+                slaves,
+                port,
+                data_dir,
+            })
+            .await
+            .map_err(|e| e.to_string()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("myrelay: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! A running node: the accept loop and what all its sessions share.
+//!
+//! Like mini-redis's server: a semaphore bounds concurrent clients, accept errors back off instead
+//! of spinning, and a watch channel tells the loop to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::backend::pool::Backend;
+use crate::config::NodeConfig;
+use crate::frontend::handshake::{HandshakeError, handshake};
+use crate::frontend::packet::{PacketReader, PacketWriter};
+use crate::frontend::reply::{ErrorReply, Replies};
+use crate::frontend::session::Session;
+
+/// Server version announced when the backend cannot be asked.
+const FALLBACK_VERSION: &str = "5.5.5-10.11.0-MariaDB-myrelay";
+
+/// What every session of a node shares.
+pub struct NodeShared {
+    /// The node's configuration.
+    pub config: NodeConfig,
+    /// The node's backend pools.
+    pub backend: Backend,
+    server_version: String,
+    next_connection_id: AtomicU32,
+}
+
+/// A started node; dropping it does not stop it, [`NodeHandle::stop`] does.
+pub struct NodeHandle {
+    /// The address clients connect to (useful when the config asked for port 0).
+    pub addr: SocketAddr,
+    /// Shared state, e.g. to read the config.
+    pub shared: Arc<NodeShared>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl NodeHandle {
+    /// Stops accepting clients, closes the backend pools' idle connections and waits for the loop.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.shared.backend.shutdown()).await;
+    }
+
+    /// Waits until the node's accept loop ends (it runs until stopped).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Binds the client port and starts serving. The backend may still be down: statements get an
+/// error until it is back.
+pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let backend = Backend::new(&config);
+    let server_version = match backend.version().await {
+        // MariaDB 10.x announces itself behind a 5.5.5- prefix that old clients expect.
+        Some(v) if v.contains("MariaDB") && !v.starts_with("5.5.5-") => format!("5.5.5-{v}"),
+        Some(v) => v,
+        None => FALLBACK_VERSION.to_string(),
+    };
+    let span = info_span!("node", node = %config.name, role = config.role.as_str());
+    let shared = Arc::new(NodeShared {
+        config,
+        backend,
+        server_version,
+        next_connection_id: AtomicU32::new(1),
+    });
+    let (shutdown, rx) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, shared.clone(), rx).instrument(span));
+    info!(%addr, node = %shared.config.name, "node listening");
+    Ok(NodeHandle {
+        addr,
+        shared,
+        shutdown,
+        task,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<NodeShared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let limit = Arc::new(Semaphore::new(shared.config.limits.max_connections));
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => return,
+        };
+        let (socket, peer) = match accepted {
+            Ok(x) => {
+                backoff = Duration::from_millis(10);
+                x
+            }
+            Err(e) => {
+                // e.g. out of file descriptors: wait instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
+        let permit = limit.clone().try_acquire_owned().ok();
+        let span = info_span!("client", conn = id, %peer);
+        let shared = shared.clone();
+        tokio::spawn(
+            async move {
+                match permit {
+                    Some(_permit) => serve_client(socket, peer, id, shared).await,
+                    None => refuse_client(socket, &shared).await,
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn refuse_client(socket: TcpStream, shared: &NodeShared) {
+    warn!("refusing client: max_connections reached");
+    let mut replies = Replies::new(PacketWriter::new(socket), Default::default());
+    replies.error(&ErrorReply::new(
+        1040,
+        "08004",
+        format!(
+            "Too many connections: node '{}' serves at most {} clients",
+            shared.config.name, shared.config.limits.max_connections
+        ),
+    ));
+    let _ = replies.out.shutdown().await;
+}
+
+async fn serve_client(socket: TcpStream, peer: SocketAddr, id: u32, shared: Arc<NodeShared>) {
+    let (read, write) = socket.into_split();
+    let mut reader = PacketReader::new(read, shared.config.limits.max_allowed_packet);
+    let mut replies = Replies::new(PacketWriter::new(write), Default::default());
+    let login = match handshake(
+        &mut reader,
+        &mut replies,
+        &shared.config.users,
+        id,
+        &shared.server_version,
+        peer.ip(),
+    )
+    .await
+    {
+        Ok(login) => login,
+        Err(HandshakeError::Denied(e)) => {
+            info!(error = %e, "authentication failed");
+            return;
+        }
+        Err(e) => {
+            info!(error = %e, "handshake failed");
+            return;
+        }
+    };
+    info!(user = %login.user, role = login.role.as_str(), "client connected");
+    let end = Session::new(shared, reader, replies, login).run().await;
+    info!(?end, "client disconnected");
+}

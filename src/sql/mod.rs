@@ -1,0 +1,6 @@
+//! SQL understanding: what a statement is ([`classify`]) and whether this node runs it ([`policy`]).
+
+pub mod classify;
+pub mod keywords;
+pub mod lexer;
+pub mod policy;

@@ -1,0 +1,161 @@
+//! Policy: (node role, user role, statement class) → execute, forward or refuse.
+//!
+//! A pure function, so every cell of the table is unit-tested without a server. Refusals carry
+//! the MySQL error a client expects and say what was refused and why.
+
+use super::classify::{Statement, StatementClass};
+use crate::config::{NodeRole, UserRole};
+use crate::frontend::reply::ErrorReply;
+
+/// What a node does with a statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Run it on this node's backend.
+    Execute,
+    /// Refuse it with this error; the session stays usable.
+    Refuse(ErrorReply),
+}
+
+/// Who is asking and where: the context of a decision.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// This node's name.
+    pub node: &'a str,
+    /// This node's role.
+    pub node_role: NodeRole,
+    /// The master's client address, named in refusals on a slave.
+    pub master: Option<&'a str>,
+    /// The client's login name.
+    pub user: &'a str,
+    /// The role in force for this client.
+    pub user_role: UserRole,
+}
+
+/// Decides what happens to `stmt` (the decisive statement of a packet) in context `ctx`.
+pub fn decide(ctx: &Context<'_>, stmt: &Statement) -> Decision {
+    use StatementClass::*;
+    let verb = stmt.verb.as_str();
+    match stmt.class {
+        Read | Session | Transaction => Decision::Execute,
+        Write => {
+            if ctx.user_role == UserRole::Readonly {
+                return Decision::Refuse(ErrorReply::new(
+                    1142,
+                    "42000",
+                    format!(
+                        "{verb} command denied to user '{}' for table '{}': role readonly may only read",
+                        ctx.user,
+                        stmt.tables.first().map(String::as_str).unwrap_or("*"),
+                    ),
+                ));
+            }
+            match ctx.node_role {
+                NodeRole::Master => Decision::Execute,
+                NodeRole::Slave => Decision::Refuse(on_master_only(ctx, "writes", verb)),
+            }
+        }
+        Ddl | Admin => {
+            let what = if stmt.class == Ddl {
+                "DDL"
+            } else {
+                "administrative statements"
+            };
+            if ctx.node_role == NodeRole::Slave {
+                return Decision::Refuse(on_master_only(ctx, what, verb));
+            }
+            if ctx.user_role != UserRole::Admin {
+                return Decision::Refuse(ErrorReply::new(
+                    1227,
+                    "42000",
+                    format!(
+                        "Access denied; you need the admin role for {verb} ({what}): user '{}' has role {}",
+                        ctx.user,
+                        ctx.user_role.as_str()
+                    ),
+                ));
+            }
+            Decision::Execute
+        }
+    }
+}
+
+fn on_master_only(ctx: &Context<'_>, what: &str, verb: &str) -> ErrorReply {
+    ErrorReply::new(
+        1290,
+        "HY000",
+        format!(
+            "myrelay node '{}' is a slave: {what} ({verb}) must run on the master at {}",
+            ctx.node,
+            ctx.master.unwrap_or("(unknown master)")
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stmt(class: StatementClass) -> Statement {
+        Statement {
+            class,
+            verb: "VERB".into(),
+            tables: vec!["t".into()],
+            databases: vec![],
+            use_database: None,
+            fallback_reason: None,
+        }
+    }
+
+    /// Every (node role × user role × class) cell: the expected outcome as an error code, 0 = execute.
+    #[test]
+    fn every_cell_of_the_policy() {
+        use StatementClass::{Admin, Ddl, Read, Session, Transaction, Write};
+        use UserRole::{App, Readonly};
+        let classes = [Read, Session, Transaction, Write, Ddl, Admin];
+        let expect = |node: NodeRole, user: UserRole, class: StatementClass| -> u16 {
+            match (node, user, class) {
+                (_, _, Read | Session | Transaction) => 0,
+                (_, Readonly, Write) => 1142,
+                (NodeRole::Master, _, Write) => 0,
+                (NodeRole::Slave, _, Write) => 1290,
+                (NodeRole::Slave, _, Ddl | Admin) => 1290,
+                (NodeRole::Master, UserRole::Admin, Ddl | Admin) => 0,
+                (NodeRole::Master, _, Ddl | Admin) => 1227,
+            }
+        };
+        let mut cells = 0;
+        for node in [NodeRole::Master, NodeRole::Slave] {
+            for user in [Readonly, App, UserRole::Admin] {
+                for class in classes {
+                    let ctx = Context {
+                        node: "n1",
+                        node_role: node,
+                        master: Some("127.0.0.1:3307"),
+                        user: "u",
+                        user_role: user,
+                    };
+                    let got = match decide(&ctx, &stmt(class)) {
+                        Decision::Execute => 0,
+                        Decision::Refuse(e) => {
+                            if e.code == 1290 {
+                                assert!(e.message.contains("127.0.0.1:3307"), "{e}");
+                                assert_eq!(&e.state, b"HY000");
+                            } else {
+                                assert_eq!(&e.state, b"42000", "{e}");
+                            }
+                            assert!(e.message.contains("VERB"), "names the statement: {e}");
+                            e.code
+                        }
+                    };
+                    assert_eq!(
+                        got,
+                        expect(node, user, class),
+                        "{node:?} {user:?} {class:?}"
+                    );
+                    cells += 1;
+                }
+            }
+        }
+        assert_eq!(cells, 36);
+    }
+}

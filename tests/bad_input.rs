@@ -1,0 +1,307 @@
+//! Bad input and failures: malformed and oversized packets over raw TCP, a backend that dies and
+//! comes back, a client that dies mid-query. The node keeps serving everyone else throughout.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ADMIN, DB_PASS, DB_USER, TestNode, connect};
+use myrelay::config::NodeRole;
+use mysql_async::prelude::Queryable;
+use mysql_common::constants::CapabilityFlags;
+use mysql_common::io::ParseBuf;
+use mysql_common::packets::{AuthPlugin, HandshakePacket, HandshakeResponse};
+use mysql_common::proto::MySerialize;
+use mysql_common::scramble::scramble_native;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads one packet: (sequence id, payload); None on EOF.
+async fn read_packet(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut header = [0u8; 4];
+    s.read_exact(&mut header).await.ok()?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).await.ok()?;
+    Some((header[3], payload))
+}
+
+async fn write_packet(s: &mut TcpStream, seq: u8, payload: &[u8]) {
+    let mut buf = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+    buf.push(seq);
+    buf.extend_from_slice(payload);
+    s.write_all(&buf).await.expect("write");
+}
+
+/// True when the node closes the connection within a few seconds (after any final packets).
+async fn closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// A raw client logged in as the admin user, ready for the command phase.
+async fn raw_login(node: &TestNode) -> TcpStream {
+    let mut s = TcpStream::connect(node.addr()).await.expect("connect");
+    let (_, greeting) = read_packet(&mut s).await.expect("greeting");
+    let hs: HandshakePacket<'_> = ParseBuf(&greeting).parse(()).expect("parse greeting");
+    let nonce = hs.nonce();
+    let token = scramble_native(&nonce, ADMIN.1.as_bytes()).expect("token");
+    let caps = CapabilityFlags::CLIENT_PROTOCOL_41
+        | CapabilityFlags::CLIENT_SECURE_CONNECTION
+        | CapabilityFlags::CLIENT_PLUGIN_AUTH
+        | CapabilityFlags::CLIENT_LONG_PASSWORD;
+    let response = HandshakeResponse::new(
+        Some(&token[..]),
+        (10, 11, 0),
+        Some(ADMIN.0.as_bytes()),
+        None::<&[u8]>,
+        Some(AuthPlugin::MysqlNativePassword),
+        caps,
+        None,
+        16 * 1024 * 1024,
+    );
+    let mut payload = Vec::new();
+    response.serialize(&mut payload);
+    write_packet(&mut s, 1, &payload).await;
+    let (seq, ok) = read_packet(&mut s).await.expect("auth reply");
+    assert_eq!((seq, ok[0]), (2, 0x00), "login OK");
+    s
+}
+
+async fn still_serves(node: &TestNode) {
+    let mut conn = node.connect(ADMIN).await;
+    let v: Option<i32> = conn
+        .query_first("SELECT 42")
+        .await
+        .expect("node still serves");
+    assert_eq!(v, Some(42));
+}
+
+#[tokio::test]
+async fn malformed_packets_close_only_that_connection() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    let mut bystander = node.connect(ADMIN).await;
+
+    // Garbage instead of a handshake response.
+    let mut s = TcpStream::connect(node.addr()).await.expect("connect");
+    read_packet(&mut s).await.expect("greeting");
+    write_packet(&mut s, 1, b"\x01\x02garbage").await;
+    assert!(
+        closed(&mut s).await,
+        "garbage handshake closes the connection"
+    );
+
+    // A command with an out-of-order sequence id.
+    let mut s = raw_login(&node).await;
+    write_packet(&mut s, 7, b"\x03SELECT 1").await;
+    assert!(
+        closed(&mut s).await,
+        "out-of-order sequence id closes the connection"
+    );
+
+    // An empty packet (no command byte).
+    let mut s = raw_login(&node).await;
+    write_packet(&mut s, 0, b"").await;
+    assert!(closed(&mut s).await, "empty packet closes the connection");
+
+    // A header that promises more than is sent, then the client gives up.
+    let mut s = raw_login(&node).await;
+    s.write_all(&[0x20, 0, 0, 0, 0x03, b'S'])
+        .await
+        .expect("partial");
+    drop(s);
+
+    // An unknown command gets an error, and the connection stays usable.
+    let mut s = raw_login(&node).await;
+    write_packet(&mut s, 0, b"\x7f").await;
+    let (_, err) = read_packet(&mut s).await.expect("error reply");
+    assert_eq!(err[0], 0xFF);
+    assert_eq!(u16::from_le_bytes([err[1], err[2]]), 1047);
+    write_packet(&mut s, 0, b"\x03SELECT 1").await;
+    let (_, count) = read_packet(&mut s).await.expect("result");
+    assert_eq!(count, vec![1]);
+
+    let v: Option<i32> = bystander
+        .query_first("SELECT 5")
+        .await
+        .expect("bystander unaffected");
+    assert_eq!(v, Some(5));
+    still_serves(&node).await;
+}
+
+#[tokio::test]
+async fn oversized_packet_gets_1153_and_the_connection_closes() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    let limit = node.node.shared.config.limits.max_allowed_packet;
+    let mut s = raw_login(&node).await;
+    // A logical packet larger than the limit, sent as max-size chunks.
+    let mut query = vec![0x03];
+    query.extend(std::iter::repeat_n(b' ', limit + 10));
+    let chunk = 0xFF_FFFF;
+    let mut seq = 0u8;
+    let mut rest = &query[..];
+    let writer = async {
+        loop {
+            let n = rest.len().min(chunk);
+            let mut buf = (n as u32).to_le_bytes()[..3].to_vec();
+            buf.push(seq);
+            buf.extend_from_slice(&rest[..n]);
+            if s.write_all(&buf).await.is_err() {
+                break;
+            }
+            seq = seq.wrapping_add(1);
+            rest = &rest[n..];
+            if n < chunk {
+                break;
+            }
+        }
+    };
+    writer.await;
+    let (_, err) = read_packet(&mut s).await.expect("error packet");
+    assert_eq!(err[0], 0xFF);
+    assert_eq!(u16::from_le_bytes([err[1], err[2]]), 1153);
+    assert_eq!(&err[3..9], b"#08S01");
+    assert!(closed(&mut s).await);
+    still_serves(&node).await;
+
+    // A query just under the limit still works.
+    let mut conn = node.connect(ADMIN).await;
+    let long = format!("SELECT '{}' AS s", "x".repeat(limit / 2));
+    let s: Option<String> = conn.query_first(long).await.expect("large query");
+    assert_eq!(s.map(|s| s.len()), Some(limit / 2));
+}
+
+#[tokio::test]
+async fn a_backend_that_dies_gives_errors_and_the_node_recovers_when_it_returns() {
+    let mut node = TestNode::start("m", NodeRole::Master).await;
+    let backend_addr = node.server.addr().to_string();
+    let mut conn = node.connect(ADMIN).await;
+    conn.query_drop("SELECT 1").await.expect("works");
+    node.server.kill().await;
+    for _ in 0..3 {
+        match conn.query_drop("SELECT 1").await {
+            Err(mysql_async::Error::Server(e)) => {
+                assert!(matches!(e.code, 2013 | 2003), "{} {}", e.code, e.message);
+                assert!(
+                    e.message.contains(&backend_addr),
+                    "names the backend: {}",
+                    e.message
+                );
+            }
+            other => panic!("expected a backend error, got {other:?}"),
+        }
+    }
+    // New clients can still log in and get the same clear error.
+    let mut other = node.connect(ADMIN).await;
+    let (code, _, _) = common::expect_error(&mut other, "SELECT 1").await;
+    assert_eq!(code, 2003);
+    node.server.restart().await.expect("restart backend");
+    let v: Option<i32> = conn
+        .query_first("SELECT 3")
+        .await
+        .expect("recovered without restart");
+    assert_eq!(v, Some(3));
+    still_serves(&node).await;
+}
+
+#[tokio::test]
+async fn a_client_killed_mid_query_does_not_leave_the_query_running() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    let addr = node.addr();
+    let mut cli = std::process::Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "--protocol=TCP",
+            &format!("--host={}", addr.ip()),
+            &format!("--port={}", addr.port()),
+            &format!("--user={}", ADMIN.0),
+            &format!("--password={}", ADMIN.1),
+            "-e",
+            "SELECT SLEEP(30) AS myrelay_probe",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start mariadb");
+    let mut direct = connect(node.server.addr(), DB_USER, DB_PASS).await;
+    let running = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(30) AS myrelay_probe%'";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: Option<i64> = direct.query_first(running).await.expect("processlist");
+        if n == Some(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the query never started on the backend"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cli.kill().expect("kill -9 the client");
+    let _ = cli.wait();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n: Option<i64> = direct.query_first(running).await.expect("processlist");
+        if n == Some(0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned query is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    still_serves(&node).await;
+}
+
+#[tokio::test]
+async fn session_state_never_leaks_to_the_next_client() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    node.direct()
+        .await
+        .query_drop("CREATE DATABASE leak; CREATE TABLE leak.t (id INT)")
+        .await
+        .expect("setup");
+    for round in 0..20 {
+        let mut conn = node.connect(ADMIN).await;
+        let state: Option<(Option<String>, Option<i64>, i64)> = conn
+            .query_first("SELECT DATABASE(), @leak, @@session.sql_select_limit < 1000")
+            .await
+            .expect("state");
+        assert_eq!(state, Some((None, None, 0)), "round {round}: fresh session");
+        let temp: Result<Vec<i32>, _> = conn.query("SELECT * FROM leak.tmp").await;
+        assert!(
+            temp.is_err(),
+            "round {round}: no temporary table from an earlier client"
+        );
+        conn.query_drop("USE leak").await.expect("use");
+        conn.query_drop("SET @leak = 1, SESSION sql_select_limit = 5")
+            .await
+            .expect("set");
+        conn.query_drop("CREATE TEMPORARY TABLE leak.tmp (id INT)")
+            .await
+            .expect("temp");
+        conn.query_drop("BEGIN").await.expect("begin");
+        conn.query_drop("INSERT INTO leak.t VALUES (1)")
+            .await
+            .expect("insert");
+        // Leave without COMMIT: the transaction must not survive into another session.
+        drop(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let n: Option<i64> = node
+        .direct()
+        .await
+        .query_first("SELECT COUNT(*) FROM leak.t")
+        .await
+        .expect("count");
+    assert_eq!(n, Some(0), "uncommitted inserts were rolled back");
+}

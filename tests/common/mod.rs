@@ -1,0 +1,171 @@
+//! Test harness: real throwaway MariaDB backends (never the shared server on 3306) and in-process
+//! nodes on free ports, plus helpers to reach them with mysql_async and the `mariadb` CLI.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::Output;
+
+use myrelay::backend::launcher::{BackendSpec, ThrowawayServer};
+use myrelay::config::{Limits, NodeConfig, NodeRole, User, UserRole};
+use myrelay::node::{self, NodeHandle};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder};
+
+/// Backend account of every test server.
+pub const DB_USER: &str = "root";
+/// Its password.
+pub const DB_PASS: &str = "rootroot";
+/// Proxy users: (name, password, role).
+pub const ADMIN: (&str, &str) = ("root", "rootroot");
+pub const APP: (&str, &str) = ("app", "apppass");
+pub const READER: (&str, &str) = ("reader", "readpass");
+/// An admin whose admin rights hold only from 10.0.0.0/8, so from the tests it acts as `app`.
+pub const REMOTE_ADMIN: (&str, &str) = ("ops", "opspass");
+
+/// Starts a throwaway backend.
+pub async fn backend() -> ThrowawayServer {
+    ThrowawayServer::start(BackendSpec {
+        user: DB_USER.into(),
+        password: DB_PASS.into(),
+        data_dir: None,
+        port: 0,
+    })
+    .await
+    .expect("start throwaway mariadbd")
+}
+
+fn user(name: &str, password: &str, role: UserRole, admin_from: &[&str]) -> (String, User) {
+    (
+        name.to_string(),
+        User {
+            name: name.to_string(),
+            role,
+            password: password.to_string(),
+            admin_from: admin_from
+                .iter()
+                .map(|n| n.parse().expect("network"))
+                .collect(),
+        },
+    )
+}
+
+/// A node config on a free port in front of `backend`.
+pub fn node_config(name: &str, role: NodeRole, backend: SocketAddr) -> NodeConfig {
+    let users: BTreeMap<String, User> = [
+        user(ADMIN.0, ADMIN.1, UserRole::Admin, &[]),
+        user(APP.0, APP.1, UserRole::App, &[]),
+        user(READER.0, READER.1, UserRole::Readonly, &[]),
+        user(
+            REMOTE_ADMIN.0,
+            REMOTE_ADMIN.1,
+            UserRole::Admin,
+            &["10.0.0.0/8"],
+        ),
+    ]
+    .into_iter()
+    .collect();
+    NodeConfig {
+        name: name.into(),
+        role,
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        backend,
+        backend_user: DB_USER.into(),
+        backend_password: DB_PASS.into(),
+        master: (role == NodeRole::Slave).then(|| "127.0.0.1:3999".to_string()),
+        cluster_secret: None,
+        users,
+        limits: Limits {
+            max_allowed_packet: 4 * 1024 * 1024,
+            max_connections: 100,
+            backend_pool_size: 50,
+        },
+    }
+}
+
+/// A node and its own backend.
+pub struct TestNode {
+    pub node: NodeHandle,
+    pub server: ThrowawayServer,
+}
+
+impl TestNode {
+    /// A backend plus a node of `role` in front of it.
+    pub async fn start(name: &str, role: NodeRole) -> TestNode {
+        let server = backend().await;
+        let node = node::start(node_config(name, role, server.addr()))
+            .await
+            .expect("start node");
+        TestNode { node, server }
+    }
+
+    /// The node's client address.
+    pub fn addr(&self) -> SocketAddr {
+        self.node.addr
+    }
+
+    /// A connection through the node.
+    pub async fn connect(&self, (user, pass): (&str, &str)) -> Conn {
+        connect(self.addr(), user, pass).await
+    }
+
+    /// A connection straight to the backend, bypassing the node.
+    pub async fn direct(&self) -> Conn {
+        connect(self.server.addr(), DB_USER, DB_PASS).await
+    }
+}
+
+/// mysql_async options for `addr` (TCP only, never a socket).
+pub fn opts(addr: SocketAddr, user: &str, pass: &str) -> Opts {
+    OptsBuilder::default()
+        .ip_or_hostname(addr.ip().to_string())
+        .tcp_port(addr.port())
+        .user(Some(user))
+        .pass(Some(pass))
+        .prefer_socket(false)
+        .into()
+}
+
+/// Connects with mysql_async, panicking with the error if it fails.
+pub async fn connect(addr: SocketAddr, user: &str, pass: &str) -> Conn {
+    Conn::new(opts(addr, user, pass))
+        .await
+        .unwrap_or_else(|e| panic!("connect to {addr} as {user}: {e}"))
+}
+
+/// The server error of a failed statement: (code, state, message).
+pub fn server_error(r: mysql_async::Result<()>) -> (u16, String, String) {
+    match r {
+        Err(mysql_async::Error::Server(e)) => (e.code, e.state, e.message),
+        other => panic!("expected a server error, got {other:?}"),
+    }
+}
+
+/// Runs a statement and returns its server error.
+pub async fn expect_error(conn: &mut Conn, sql: &str) -> (u16, String, String) {
+    server_error(conn.query_drop(sql).await)
+}
+
+/// Runs the stock `mariadb` CLI against `addr` with `sql` on stdin.
+pub fn mariadb_cli(addr: SocketAddr, user: &str, pass: &str, args: &[&str], sql: &str) -> Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("mariadb")
+        .arg("--no-defaults")
+        .arg("--protocol=TCP")
+        .arg(format!("--host={}", addr.ip()))
+        .arg(format!("--port={}", addr.port()))
+        .arg(format!("--user={user}"))
+        .arg(format!("--password={pass}"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the mariadb CLI");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(sql.as_bytes())
+            .expect("write sql to mariadb");
+    }
+    child.wait_with_output().expect("mariadb output")
+}

@@ -1,0 +1,117 @@
+//! `myrelay demo` honours its contract: one line per node, then `ready`; the school schema is
+//! reachable through the master; SIGTERM stops everything and removes temporary data.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+
+fn free_port_block(n: u16) -> u16 {
+    // Ask the OS for a port, then check the next n-1 are free too.
+    for _ in 0..50 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = l.local_addr().expect("addr").port();
+        drop(l);
+        if base > 60000 {
+            continue;
+        }
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free block of {n} ports");
+}
+
+#[tokio::test]
+async fn demo_prints_its_contract_serves_school_and_cleans_up() {
+    let port = free_port_block(3);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_myrelay"))
+        .args(["demo", "--slaves", "2", "--port", &port.to_string()])
+        .current_dir(tmp.path())
+        .env("DB_USER", common::DB_USER)
+        .env("DB_PASS", common::DB_PASS)
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("line");
+            let done = line == "ready";
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    });
+    let lines = tokio::time::timeout(Duration::from_secs(60), lines)
+        .await
+        .expect("demo ready within 60 s")
+        .expect("reader");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines[3], "ready");
+    let mut backends = Vec::new();
+    for (i, (line, name)) in lines.iter().zip(["master", "slave1", "slave2"]).enumerate() {
+        let role = if i == 0 { "master" } else { "slave" };
+        let prefix = format!(
+            "node {name} role={role} listen=127.0.0.1:{} backend=127.0.0.1:",
+            port + i as u16
+        );
+        assert!(
+            line.starts_with(&prefix),
+            "{line:?} should start with {prefix:?}"
+        );
+        let backend: u16 = line[prefix.len()..].parse().expect("backend port");
+        backends.push(backend);
+    }
+    let master: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut conn = common::connect(master, common::DB_USER, common::DB_PASS).await;
+    let tables: Vec<String> = conn.query("SHOW TABLES FROM school").await.expect("tables");
+    assert_eq!(tables, vec!["course", "student", "student_course"]);
+    let pairs: Option<i64> = conn
+        .query_first("SELECT COUNT(*) FROM school.student_course sc JOIN school.student s ON s.id = sc.student_id")
+        .await
+        .expect("join");
+    assert!(pairs.unwrap_or(0) > 0);
+    // The schema went through the master node to the master's backend.
+    let backend: std::net::SocketAddr = format!("127.0.0.1:{}", backends[0]).parse().expect("addr");
+    let mut direct = common::connect(backend, common::DB_USER, common::DB_PASS).await;
+    let n: Option<i64> = direct
+        .query_first("SELECT COUNT(*) FROM school.course")
+        .await
+        .expect("course");
+    assert_eq!(n, Some(2));
+    drop(conn);
+    drop(direct);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "demo did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    for port in backends {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "backend on {port} stopped"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("tmp").collect();
+    assert!(left.is_empty(), "temporary data removed: {left:?}");
+}

@@ -5,6 +5,8 @@
 //! Rows are streamed (flushed every 64 KiB), never collected, so a large result costs bounded
 //! memory.
 
+use std::sync::Arc;
+
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, QueryResult, TextProtocol};
 use mysql_common::constants::StatusFlags;
@@ -42,9 +44,15 @@ fn ok_info(ok: Option<&OkPacket<'_>>) -> OkInfo {
     }
 }
 
-/// Columns of the result set the connection is positioned on; `None` when all sets are read.
-fn pending_columns(conn: &mut Conn) -> Option<std::sync::Arc<[mysql_async::Column]>> {
-    QueryResult::<TextProtocol>::new(&mut *conn).columns()
+/// Moves to the result set the connection is positioned on: its columns (empty for an OK packet),
+/// or `None` when all sets are read. The driver defers a later statement's error until asked, so
+/// this asks: the error surfaces here, after the previous set was relayed in full.
+async fn next_set(conn: &mut Conn) -> mysql_async::Result<Option<Arc<[mysql_async::Column]>>> {
+    let mut result = QueryResult::<TextProtocol>::new(&mut *conn);
+    match result.columns() {
+        Some(columns) => Ok(Some(columns)),
+        None => result.next().await.map(|_| None),
+    }
 }
 
 /// Runs `sql` on `conn` and writes the complete reply to the client (not flushed). Returns the
@@ -65,15 +73,22 @@ pub async fn relay_query<W: AsyncWrite + Unpin>(
         Ok(result) => drop(result),
         Err(e) => return Err(fail(replies, e)),
     }
-    while let Some(columns) = pending_columns(conn) {
+    let mut next = next_set(conn).await;
+    loop {
+        let columns = match next {
+            Ok(Some(columns)) => columns,
+            Ok(None) => return Ok(status),
+            Err(e) => return Err(fail(replies, e)),
+        };
         if columns.is_empty() {
             let ok = ok_info(conn.last_ok_packet());
             status = ok.status;
             replies.ok(&ok);
-            // Moves to the next result set, if the backend announced one.
+            // Consumes this OK so the connection moves on to the next set, if any.
             if let Err(e) = QueryResult::<TextProtocol>::new(&mut *conn).next().await {
                 return Err(fail(replies, e));
             }
+            next = next_set(conn).await;
             continue;
         }
         replies.columns(&columns, status & SESSION_BITS);
@@ -89,31 +104,34 @@ pub async fn relay_query<W: AsyncWrite + Unpin>(
                         .map_err(RelayError::Client)?;
                 }
                 Ok(None) => break,
-                // An error instead of the end of rows: the client must not take the rows it got
-                // for a complete result.
+                // An error instead of the end of the rows (e.g. the query was killed): the client
+                // must not take the rows it got for a complete result.
                 Err(e) => return Err(fail(replies, e)),
             }
         }
         drop(result);
         // Reading the end of the rows also read the next set's header. If that set is an OK
         // packet, it has replaced the terminator's; the terminator's warning count is then lost.
-        let next = pending_columns(conn);
-        let more = next.is_some();
-        let next_is_ok = next.is_some_and(|c| c.is_empty());
+        next = next_set(conn).await;
+        let more = !matches!(next, Ok(None));
+        let next_is_ok = matches!(&next, Ok(Some(c)) if c.is_empty());
         let end = ok_info(conn.last_ok_packet());
-        let mut end_status = if next_is_ok {
-            end.status & SESSION_BITS
+        let mut end_status = if next_is_ok || next.is_err() {
+            status & SESSION_BITS
         } else {
             end.status
         };
         if more {
             end_status |= StatusFlags::SERVER_MORE_RESULTS_EXISTS.bits();
         }
-        let warnings = if next_is_ok { 0 } else { end.warnings };
+        let warnings = if next_is_ok || next.is_err() {
+            0
+        } else {
+            end.warnings
+        };
         replies.end_of_rows(warnings, end_status);
         status = end_status;
     }
-    Ok(status)
 }
 
 /// Selects `db` on `conn` (the backend's own `USE`, so its error, e.g. 1049, passes through).

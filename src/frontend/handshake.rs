@@ -144,6 +144,10 @@ where
     }
     let caps = client_caps & server_capabilities();
     replies.set_caps(caps);
+    let client_name = response
+        .connect_attributes()
+        .and_then(|attrs| attrs.get("_client_name").cloned());
+    replies.set_server_codes_only(client_name.as_deref() == Some("libmariadb"));
     let user = String::from_utf8_lossy(response.user()).into_owned();
     let db = response
         .db_name()

@@ -81,12 +81,23 @@ pub struct Replies<W> {
     /// The packet writer of the client socket.
     pub out: PacketWriter<W>,
     caps: CapabilityFlags,
+    server_codes_only: bool,
 }
 
 impl<W: AsyncWrite + Unpin> Replies<W> {
     /// Wraps the client's writer; `caps` are the negotiated capabilities.
     pub fn new(out: PacketWriter<W>, caps: CapabilityFlags) -> Self {
-        Replies { out, caps }
+        Replies {
+            out,
+            caps,
+            server_codes_only: false,
+        }
+    }
+
+    /// Declares that the client rejects client-range error codes (2000–2999) from a server:
+    /// libmariadb turns them into "Received malformed packet" and drops the message.
+    pub fn set_server_codes_only(&mut self, yes: bool) {
+        self.server_codes_only = yes;
     }
 
     /// Capabilities shared by client and node.
@@ -126,9 +137,14 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
 
     /// Queues an error packet.
     pub fn error(&mut self, err: &ErrorReply) {
+        let (code, state) = if self.server_codes_only {
+            server_range(err.code, err.state)
+        } else {
+            (err.code, err.state)
+        };
         let packet = ErrPacket::Error(ServerError::new(
-            err.code,
-            Some(SqlState::new(err.state)),
+            code,
+            Some(SqlState::new(state)),
             err.message.as_bytes(),
         ));
         self.out.packet(|b| packet.serialize(b));
@@ -189,6 +205,18 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
             b.extend_from_slice(&warnings.to_le_bytes());
             b.extend_from_slice(&status.to_le_bytes());
         });
+    }
+}
+
+/// The server-range twin of a client-range error, for clients that refuse the latter: a
+/// backend that cannot be reached is a data source the node cannot connect to (1429, as
+/// FEDERATED reports it); a backend lost mid-statement is a communication error (1158).
+fn server_range(code: u16, state: [u8; 5]) -> (u16, [u8; 5]) {
+    match code {
+        2003 => (1429, *b"HY000"),
+        2013 => (1158, *b"08S01"),
+        2000..=2999 => (1105, state),
+        _ => (code, state),
     }
 }
 

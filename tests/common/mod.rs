@@ -146,10 +146,17 @@ pub async fn expect_error(conn: &mut Conn, sql: &str) -> (u16, String, String) {
     server_error(conn.query_drop(sql).await)
 }
 
-/// Runs the stock `mariadb` CLI against `addr` with `sql` on stdin.
-pub fn mariadb_cli(addr: SocketAddr, user: &str, pass: &str, args: &[&str], sql: &str) -> Output {
-    use std::io::Write;
-    let mut child = std::process::Command::new("mariadb")
+/// Runs the stock `mariadb` CLI against `addr` with `sql` on stdin. Async, because the node under
+/// test runs on the same runtime and must keep serving while the CLI waits for it.
+pub async fn mariadb_cli(
+    addr: SocketAddr,
+    user: &str,
+    pass: &str,
+    args: &[&str],
+    sql: &str,
+) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("mariadb")
         .arg("--no-defaults")
         .arg("--protocol=TCP")
         .arg(format!("--host={}", addr.ip()))
@@ -160,12 +167,17 @@ pub fn mariadb_cli(addr: SocketAddr, user: &str, pass: &str, args: &[&str], sql:
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .expect("run the mariadb CLI");
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(sql.as_bytes())
+            .await
             .expect("write sql to mariadb");
     }
-    child.wait_with_output().expect("mariadb output")
+    tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("mariadb finishes within 60 s")
+        .expect("mariadb output")
 }

@@ -149,6 +149,23 @@ pub struct NodeConfig {
     pub users: BTreeMap<String, User>,
     /// Limits.
     pub limits: Limits,
+    /// Replication settings; `None` runs the node standalone.
+    pub replication: Option<Replication>,
+}
+
+/// How a node takes part in replication.
+#[derive(Debug, Clone)]
+pub struct Replication {
+    /// Master: where slaves connect. Slave: unused.
+    pub listen: Option<SocketAddr>,
+    /// Slave: the master's replication address.
+    pub master: Option<SocketAddr>,
+    /// Master: directory of the durable log.
+    pub log_dir: Option<PathBuf>,
+    /// Master: fsync every append before acknowledging (true unless `durability = "os"`).
+    pub fsync: bool,
+    /// Shared secret both sides prove they know (`CLUSTER_SECRET`).
+    pub secret: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +174,7 @@ struct RawFile {
     node: RawNode,
     #[serde(default)]
     limits: RawLimits,
+    replication: Option<RawReplication>,
     #[serde(default)]
     users: Vec<RawUser>,
 }
@@ -169,6 +187,15 @@ struct RawNode {
     listen: String,
     backend: String,
     master: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplication {
+    listen: Option<String>,
+    master: Option<String>,
+    log_dir: Option<PathBuf>,
+    durability: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -328,6 +355,57 @@ impl NodeConfig {
                 200,
             )?,
         };
+        let replication = match raw.replication {
+            None => None,
+            Some(r) => {
+                let secret = secrets.get("CLUSTER_SECRET").ok_or_else(|| {
+                    env_invalid(
+                        "CLUSTER_SECRET",
+                        "not set: replication needs the cluster secret".into(),
+                    )
+                })?;
+                let listen = match &r.listen {
+                    Some(v) => Some(addr("replication.listen", v)?),
+                    None => None,
+                };
+                let master = match &r.master {
+                    Some(v) => Some(addr("replication.master", v)?),
+                    None => None,
+                };
+                match raw.node.role {
+                    NodeRole::Master if listen.is_none() || r.log_dir.is_none() => {
+                        return Err(invalid(
+                            "replication.listen",
+                            "a master needs replication.listen and replication.log_dir".into(),
+                        ));
+                    }
+                    NodeRole::Slave if master.is_none() => {
+                        return Err(invalid(
+                            "replication.master",
+                            "a slave needs the master's replication address".into(),
+                        ));
+                    }
+                    _ => {}
+                }
+                let fsync = match r.durability.as_deref() {
+                    None | Some("fsync") => true,
+                    Some("os") => false,
+                    Some(other) => {
+                        return Err(invalid(
+                            "replication.durability",
+                            format!("`{other}` is neither \"fsync\" nor \"os\""),
+                        ));
+                    }
+                };
+                Some(Replication {
+                    listen,
+                    master,
+                    log_dir: r.log_dir,
+                    fsync,
+                    secret,
+                })
+            }
+        };
         Ok(NodeConfig {
             name: raw.node.name,
             role: raw.node.role,
@@ -339,6 +417,7 @@ impl NodeConfig {
             cluster_secret: secrets.get("CLUSTER_SECRET"),
             users,
             limits,
+            replication,
         })
     }
 }
@@ -398,6 +477,19 @@ mod tests {
             root.effective_role("10.1.2.3".parse().expect("ip")),
             UserRole::App
         );
+    }
+
+    #[test]
+    fn shipped_config_files_are_valid() {
+        let mut env = secrets();
+        env.insert("READER_PASS".into(), "r".into());
+        env.insert("CLUSTER_SECRET".into(), "s3cret".into());
+        for (file, text) in [
+            ("config/master.toml", include_str!("../config/master.toml")),
+            ("config/slave.toml", include_str!("../config/slave.toml")),
+        ] {
+            NodeConfig::parse(file, text, &env).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 
     #[test]

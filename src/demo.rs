@@ -146,6 +146,7 @@ impl Demo {
                     max_connections: 1000,
                     backend_pool_size: 200,
                 },
+                replication: None,
             };
             let handle = node::start(config)
                 .await

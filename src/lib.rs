@@ -10,4 +10,5 @@ pub mod config;
 pub mod demo;
 pub mod frontend;
 pub mod node;
+pub mod replication;
 pub mod sql;

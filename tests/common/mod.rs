@@ -80,6 +80,7 @@ pub fn node_config(name: &str, role: NodeRole, backend: SocketAddr) -> NodeConfi
             max_connections: 100,
             backend_pool_size: 50,
         },
+        replication: None,
     }
 }
 

@@ -1,0 +1,65 @@
+//! A replicated change: what the master committed, with the context that makes replay give the
+//! same result on every slave (current database, sql_mode, charset, pinned time and insert ids).
+
+use serde::{Deserialize, Serialize};
+
+/// One statement as the master ran it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedStatement {
+    /// The SQL text as the client sent it.
+    pub sql: String,
+    /// Database current when it ran.
+    pub db: Option<String>,
+    /// `SET TIMESTAMP` value (seconds with microseconds) pinned while it ran, so `NOW()` and
+    /// `CURRENT_TIMESTAMP` replay to the same value.
+    pub timestamp: String,
+    /// First AUTO_INCREMENT value it generated, replayed with `SET INSERT_ID`.
+    pub insert_id: Option<u64>,
+}
+
+/// One committed unit: a whole transaction or one autocommit statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// `@@session.sql_mode` of the writing session.
+    pub sql_mode: String,
+    /// `@@character_set_client` of the writing session (the statements' encoding).
+    pub charset: String,
+    /// True for DDL, which MariaDB commits implicitly and cannot run inside a transaction.
+    pub ddl: bool,
+    /// The statements, in the order they ran.
+    pub statements: Vec<LoggedStatement>,
+}
+
+impl Change {
+    /// Encodes for the log.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes a log payload.
+    pub fn decode(bytes: &[u8]) -> Result<Change, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("undecodable replication entry: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let change = Change {
+            sql_mode: "STRICT_TRANS_TABLES".into(),
+            charset: "utf8mb4".into(),
+            ddl: false,
+            statements: vec![LoggedStatement {
+                sql: "INSERT INTO t VALUES ('😀\\0')".into(),
+                db: Some("school".into()),
+                timestamp: "1700000000.123456".into(),
+                insert_id: Some(42),
+            }],
+        };
+        assert_eq!(Change::decode(&change.encode()), Ok(change));
+        assert!(Change::decode(b"{not json").is_err());
+    }
+}

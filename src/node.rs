@@ -14,11 +14,13 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::backend::pool::Backend;
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, NodeRole};
 use crate::frontend::handshake::{HandshakeError, handshake};
 use crate::frontend::packet::{PacketReader, PacketWriter};
 use crate::frontend::reply::{ErrorReply, Replies};
 use crate::frontend::session::Session;
+use crate::replication::master::Master;
+use crate::replication::slave::Replica;
 
 /// Server version announced when the backend cannot be asked.
 const FALLBACK_VERSION: &str = "5.5.5-10.11.0-MariaDB-myrelay";
@@ -29,6 +31,10 @@ pub struct NodeShared {
     pub config: NodeConfig,
     /// The node's backend pools.
     pub backend: Backend,
+    /// The replication log and slave view, on a replicating master.
+    pub master: Option<Arc<Master>>,
+    /// The log follower, on a replicating slave.
+    pub replica: Option<Arc<Replica>>,
     server_version: String,
     next_connection_id: AtomicU32,
 }
@@ -37,6 +43,8 @@ pub struct NodeShared {
 pub struct NodeHandle {
     /// The address clients connect to (useful when the config asked for port 0).
     pub addr: SocketAddr,
+    /// Where slaves connect, on a replicating master.
+    pub replication_addr: Option<SocketAddr>,
     /// Shared state, e.g. to read the config.
     pub shared: Arc<NodeShared>,
     shutdown: watch::Sender<bool>,
@@ -57,12 +65,42 @@ impl NodeHandle {
     }
 }
 
-/// Binds the client port and starts serving. The backend may still be down: statements get an
-/// error until it is back.
+/// Binds the client port (and, on a replicating master, the replication port) and starts
+/// serving. The backend may still be down: statements get an error until it is back.
 pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let backend = Backend::new(&config);
+    let (shutdown, rx) = watch::channel(false);
+    let mut master = None;
+    let mut replica = None;
+    let mut replication_addr = None;
+    if let Some(repl) = &config.replication {
+        match config.role {
+            NodeRole::Master => {
+                let dir = repl
+                    .log_dir
+                    .clone()
+                    .unwrap_or_else(|| "replication-log".into());
+                let m =
+                    Master::open(&dir, repl.fsync, &repl.secret).map_err(std::io::Error::other)?;
+                let m = Arc::new(m);
+                if let Some(listen) = repl.listen {
+                    let l = TcpListener::bind(listen).await?;
+                    replication_addr = Some(l.local_addr()?);
+                    tokio::spawn(m.clone().serve(l, rx.clone()));
+                }
+                master = Some(m);
+            }
+            NodeRole::Slave => {
+                if let Some(master_addr) = repl.master {
+                    let r = Replica::new(&config.name, master_addr, &repl.secret, backend.pool());
+                    tokio::spawn(r.clone().run(rx.clone()));
+                    replica = Some(r);
+                }
+            }
+        }
+    }
     let server_version = match backend.version().await {
         // MariaDB 10.x announces itself behind a 5.5.5- prefix that old clients expect.
         Some(v) if v.contains("MariaDB") && !v.starts_with("5.5.5-") => format!("5.5.5-{v}"),
@@ -73,14 +111,16 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
     let shared = Arc::new(NodeShared {
         config,
         backend,
+        master,
+        replica,
         server_version,
         next_connection_id: AtomicU32::new(1),
     });
-    let (shutdown, rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, shared.clone(), rx).instrument(span));
     info!(%addr, node = %shared.config.name, "node listening");
     Ok(NodeHandle {
         addr,
+        replication_addr,
         shared,
         shutdown,
         task,

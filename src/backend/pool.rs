@@ -64,6 +64,11 @@ impl Backend {
         }
     }
 
+    /// The pool without `CLIENT_FOUND_ROWS`, for the node's own work (replication applier).
+    pub fn pool(&self) -> Pool {
+        self.plain.clone()
+    }
+
     /// The backend's address, named in errors.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -82,6 +82,7 @@ pub struct Replies<W> {
     pub out: PacketWriter<W>,
     caps: CapabilityFlags,
     server_codes_only: bool,
+    status_hidden: u16,
 }
 
 impl<W: AsyncWrite + Unpin> Replies<W> {
@@ -91,7 +92,14 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
             out,
             caps,
             server_codes_only: false,
+            status_hidden: 0,
         }
+    }
+
+    /// Hides status bits from the replies that follow (0 shows all again): the node wraps a
+    /// client's autocommit write in its own transaction, which the client must not see.
+    pub fn hide_status(&mut self, bits: u16) {
+        self.status_hidden = bits;
     }
 
     /// Declares that the client rejects client-range error codes (2000–2999) from a server:
@@ -120,12 +128,13 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
     }
 
     fn ok_with_header(&mut self, header: u8, ok: &OkInfo) {
+        let status = ok.status & !self.status_hidden;
         let session_track = self.caps.contains(CapabilityFlags::CLIENT_SESSION_TRACK);
         self.out.packet(|b| {
             b.push(header);
             b.write_lenenc_int(ok.affected_rows).ok();
             b.write_lenenc_int(ok.last_insert_id).ok();
-            b.extend_from_slice(&ok.status.to_le_bytes());
+            b.extend_from_slice(&status.to_le_bytes());
             b.extend_from_slice(&ok.warnings.to_le_bytes());
             // Servers write the info as a length-encoded string (libmariadb reads it that way),
             // omitted when empty unless session tracking makes the field mandatory.
@@ -200,6 +209,7 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
     }
 
     fn eof(&mut self, warnings: u16, status: u16) {
+        let status = status & !self.status_hidden;
         self.out.packet(|b| {
             b.push(0xFE);
             b.extend_from_slice(&warnings.to_le_bytes());

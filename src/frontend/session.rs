@@ -33,6 +33,11 @@ mod com {
 /// The collation mysql_async's handshake sets on backend connections (utf8mb4_general_ci).
 const BACKEND_COLLATION: u8 = 45;
 
+mod replicated;
+mod status;
+
+use status::is_status_query;
+
 /// Why a session ended.
 #[derive(Debug)]
 pub enum End {
@@ -53,6 +58,10 @@ pub struct Session<R, W> {
     conn: Option<Conn>,
     db: Option<String>,
     status: u16,
+    /// Writes of the open transaction, logged as one change at COMMIT (replicating master only).
+    pending: Vec<crate::replication::change::LoggedStatement>,
+    /// Sequence id of the current command's first reply, to restart a reply that is withdrawn.
+    reply_seq: u8,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
@@ -71,6 +80,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             login,
             conn: None,
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits(),
+            pending: Vec::new(),
+            reply_seq: 1,
         }
     }
 
@@ -121,12 +132,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 Err(PacketError::Io(_)) => return End::ClientGone,
                 Err(e) => return End::Protocol(e),
             };
-            self.replies.out.set_seq(seq.wrapping_add(1));
+            self.reply_seq = seq.wrapping_add(1);
+            self.replies.out.set_seq(self.reply_seq);
             let Some((&command, body)) = packet.split_first() else {
                 return End::Protocol(PacketError::Truncated);
             };
             match command {
                 com::QUIT => return End::Quit,
+                com::QUERY if is_status_query(body) => self.show_status(),
                 com::QUERY => {
                     if let Err(end) = self.query(body).await {
                         return end;
@@ -174,6 +187,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Ok(());
         }
         debug!(class = classified.class().as_str(), "executing");
+        if let Some(master) = self.node.master.clone() {
+            return self.query_on_master(sql, &text, &classified, &master).await;
+        }
         if self.execute(sql).await?
             && let Some(db) = classified
                 .statements

@@ -6,3 +6,7 @@
 
 pub mod apply;
 pub mod change;
+pub mod channel;
+pub mod log;
+pub mod master;
+pub mod slave;

@@ -182,3 +182,141 @@ pub async fn mariadb_cli(
         .expect("mariadb finishes within 60 s")
         .expect("mariadb output")
 }
+
+/// The cluster secret of test clusters.
+pub const SECRET: &str = "test-cluster-secret";
+
+/// A replicating master and its slaves, each with its own backend.
+pub struct Cluster {
+    pub master: TestNode,
+    pub slaves: Vec<TestNode>,
+    pub log_dir: tempfile::TempDir,
+}
+
+/// Replication settings for a master logging to `log_dir`.
+pub fn master_replication(log_dir: &std::path::Path) -> myrelay::config::Replication {
+    myrelay::config::Replication {
+        listen: Some("127.0.0.1:0".parse().expect("addr")),
+        master: None,
+        log_dir: Some(log_dir.to_path_buf()),
+        fsync: true,
+        secret: SECRET.into(),
+    }
+}
+
+/// Replication settings for a slave of `master` (its replication address) with `secret`.
+pub fn slave_replication(master: SocketAddr, secret: &str) -> myrelay::config::Replication {
+    myrelay::config::Replication {
+        listen: None,
+        master: Some(master),
+        log_dir: None,
+        fsync: true,
+        secret: secret.into(),
+    }
+}
+
+impl Cluster {
+    /// A master and `slaves` slaves.
+    pub async fn start(slaves: usize) -> Cluster {
+        let log_dir = tempfile::tempdir().expect("log dir");
+        let server = backend().await;
+        let mut config = node_config("master", NodeRole::Master, server.addr());
+        config.replication = Some(master_replication(log_dir.path()));
+        let node = node::start(config).await.expect("start master");
+        let master = TestNode { node, server };
+        let mut cluster = Cluster {
+            master,
+            slaves: Vec::new(),
+            log_dir,
+        };
+        for _ in 0..slaves {
+            cluster.add_slave(SECRET).await;
+        }
+        cluster
+    }
+
+    /// The master's replication address.
+    pub fn replication_addr(&self) -> SocketAddr {
+        self.master
+            .node
+            .replication_addr
+            .expect("replicating master")
+    }
+
+    /// Adds a slave that uses `secret`.
+    pub async fn add_slave(&mut self, secret: &str) -> &TestNode {
+        let server = backend().await;
+        let name = format!("slave{}", self.slaves.len() + 1);
+        let mut config = node_config(&name, NodeRole::Slave, server.addr());
+        config.master = Some(self.master.addr().to_string());
+        config.replication = Some(slave_replication(self.replication_addr(), secret));
+        let node = node::start(config).await.expect("start slave");
+        self.slaves.push(TestNode { node, server });
+        self.slaves.last().expect("just pushed")
+    }
+
+    /// The master's last LSN.
+    pub fn master_lsn(&self) -> u64 {
+        self.master
+            .node
+            .shared
+            .master
+            .as_ref()
+            .map(|m| m.lsn())
+            .unwrap_or(0)
+    }
+
+    /// Waits until every slave applied the master's last LSN.
+    pub async fn converge(&self, within: std::time::Duration) {
+        let target = self.master_lsn();
+        let deadline = std::time::Instant::now() + within;
+        for slave in &self.slaves {
+            loop {
+                let applied = applied_lsn(slave).await;
+                if applied >= target {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} applied {applied} of {target}",
+                    slave.node.shared.config.name
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The LSN a node's backend has applied (from its own bookkeeping table).
+pub async fn applied_lsn(node: &TestNode) -> u64 {
+    let mut conn = node.direct().await;
+    conn.query_first::<u64, _>("SELECT lsn FROM myrelay.applied WHERE id = 1")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+/// Per-table `CHECKSUM TABLE … EXTENDED` and row counts of database `db` on a backend.
+pub async fn fingerprint(node: &TestNode, db: &str) -> Vec<(String, Option<i64>, i64)> {
+    let mut conn = node.direct().await;
+    let tables: Vec<String> = conn
+        .query(format!("SHOW TABLES FROM `{db}`"))
+        .await
+        .expect("tables");
+    let mut out = Vec::new();
+    for t in tables {
+        let (_, sum): (String, Option<i64>) = conn
+            .query_first(format!("CHECKSUM TABLE `{db}`.`{t}` EXTENDED"))
+            .await
+            .expect("checksum")
+            .expect("row");
+        let n: i64 = conn
+            .query_first(format!("SELECT COUNT(*) FROM `{db}`.`{t}`"))
+            .await
+            .expect("count")
+            .expect("row");
+        out.push((t, sum, n));
+    }
+    out
+}

@@ -1,0 +1,327 @@
+//! The replicating master's write path: every change a client commits is logged durably, in
+//! commit order, with the context that makes its replay deterministic, before the client sees OK.
+//!
+//! An autocommit write runs inside a transaction of the node's own (hidden from the client) so
+//! that logging and committing happen together under the master's commit turn. Writes inside a
+//! client's transaction are collected and logged as one change at its COMMIT; a ROLLBACK logs
+//! nothing.
+
+use std::sync::Arc;
+
+use mysql_async::prelude::Queryable;
+use mysql_common::constants::StatusFlags;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::{error, warn};
+
+use super::{End, Session};
+use crate::frontend::reply::ErrorReply;
+use crate::replication::change::{Change, LoggedStatement};
+use crate::replication::master::{Master, timestamp_now};
+use crate::sql::classify::{Classified, StatementClass};
+
+const IN_TRANS: u16 = StatusFlags::SERVER_STATUS_IN_TRANS.bits();
+
+fn not_supported(what: &str) -> ErrorReply {
+    ErrorReply::new(
+        1235,
+        "42000",
+        format!("This version of myrelay doesn't yet support '{what}' on a replicating master"),
+    )
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+    /// True while the backend connection holds an open transaction (explicit, or autocommit off).
+    fn in_transaction(&self) -> bool {
+        self.status & IN_TRANS != 0
+            || self.status & StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits() == 0
+    }
+
+    /// Runs an allowed packet on a replicating master.
+    pub(super) async fn query_on_master(
+        &mut self,
+        sql: &[u8],
+        text: &str,
+        classified: &Classified,
+        master: &Arc<Master>,
+    ) -> Result<(), End> {
+        let Some(decisive) = classified.decisive() else {
+            self.execute(sql).await?;
+            return Ok(());
+        };
+        let class = classified.class();
+        let verb = decisive.verb.as_str();
+        let upper = text.trim().to_ascii_uppercase();
+        if matches!(class, StatementClass::Write | StatementClass::Ddl)
+            && classified.statements.len() > 1
+        {
+            self.replies.error(&not_supported(
+                "several statements with a write in one packet",
+            ));
+            return Ok(());
+        }
+        // Statements that commit implicitly end the open transaction: log it first.
+        let commits_implicitly = matches!(class, StatementClass::Ddl | StatementClass::Admin)
+            || matches!(
+                verb,
+                "BEGIN" | "START TRANSACTION" | "LOCK TABLES" | "UNLOCK TABLES"
+            )
+            || (verb == "SET" && upper.contains("AUTOCOMMIT"));
+        if commits_implicitly && !self.pending.is_empty() {
+            self.commit_pending(master, None).await?;
+        }
+        match (class, verb) {
+            (StatementClass::Write, _) => self.replicated_write(sql, text, master).await,
+            (StatementClass::Ddl, _) => self.replicated_ddl(sql, text, master).await,
+            (StatementClass::Transaction, "COMMIT") => self.commit_pending(master, Some(sql)).await,
+            (StatementClass::Transaction, "ROLLBACK") if upper.contains(" TO ") => {
+                if self.pending.is_empty() {
+                    self.execute(sql).await.map(drop)
+                } else {
+                    self.replies
+                        .error(&not_supported("ROLLBACK TO SAVEPOINT after a write"));
+                    Ok(())
+                }
+            }
+            (StatementClass::Transaction, "ROLLBACK") => {
+                self.pending.clear();
+                self.execute(sql).await.map(drop)
+            }
+            _ => {
+                let ok = self.execute(sql).await?;
+                if ok
+                    && let Some(db) = classified
+                        .statements
+                        .iter()
+                        .rev()
+                        .find_map(|s| s.use_database.clone())
+                {
+                    self.db = Some(db);
+                }
+                if !self.pending.is_empty() && !self.in_transaction() {
+                    // Something committed the transaction behind our back: log it now rather
+                    // than lose it.
+                    warn!("transaction committed implicitly; logging it late");
+                    self.log_committed(master).await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A write: pinned time, captured insert id, logged now (autocommit) or at COMMIT.
+    async fn replicated_write(
+        &mut self,
+        sql: &[u8],
+        text: &str,
+        master: &Arc<Master>,
+    ) -> Result<(), End> {
+        if let Err(e) = self.ensure_conn().await {
+            self.replies.error(&e);
+            return Ok(());
+        }
+        let wrap = !self.in_transaction();
+        let timestamp = timestamp_now();
+        let prepare = if wrap {
+            format!("BEGIN; SET TIMESTAMP = {timestamp}")
+        } else {
+            format!("SET TIMESTAMP = {timestamp}")
+        };
+        if let Some(conn) = self.conn.as_mut()
+            && let Err(e) = conn.query_drop(prepare).await
+        {
+            let failure = self.node.backend.failure(e);
+            if failure.broken {
+                self.conn = None;
+            }
+            self.replies.error(&failure.reply);
+            return Ok(());
+        }
+        if wrap {
+            self.replies.hide_status(IN_TRANS);
+        }
+        let ran = self.execute(sql).await;
+        self.replies.hide_status(0);
+        let ran = ran?;
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(()); // lost: the backend rolled the transaction back
+        };
+        let insert_id = conn.last_insert_id();
+        let reset = if ran {
+            "SET TIMESTAMP = DEFAULT"
+        } else if wrap {
+            "ROLLBACK; SET TIMESTAMP = DEFAULT"
+        } else {
+            "SET TIMESTAMP = DEFAULT"
+        };
+        if let Err(e) = conn.query_drop(reset).await {
+            warn!(error = %e, "could not reset the pinned timestamp");
+        }
+        if !ran {
+            if wrap {
+                self.status &= !IN_TRANS;
+            }
+            return Ok(());
+        }
+        self.pending.push(LoggedStatement {
+            sql: text.to_string(),
+            db: self.db.clone(),
+            timestamp,
+            insert_id,
+        });
+        if wrap {
+            self.commit_pending(master, None).await?;
+            self.status &= !IN_TRANS;
+        }
+        Ok(())
+    }
+
+    /// DDL: runs under the commit turn and is logged once it succeeded. MariaDB's DDL is not
+    /// transactional, so a crash between running it and logging it is a known window.
+    async fn replicated_ddl(
+        &mut self,
+        sql: &[u8],
+        text: &str,
+        master: &Arc<Master>,
+    ) -> Result<(), End> {
+        if let Err(e) = self.ensure_conn().await {
+            self.replies.error(&e);
+            return Ok(());
+        }
+        let context = self.session_context().await;
+        let turn = master.turn().await;
+        if let Err(e) = master.ensure_recovered(&self.node.backend).await {
+            self.replies.error(&ErrorReply::new(1180, "HY000", e));
+            return Ok(());
+        }
+        if !self.execute(sql).await? {
+            return Ok(());
+        }
+        let (sql_mode, charset) = context;
+        let change = Change {
+            sql_mode,
+            charset,
+            ddl: true,
+            statements: vec![LoggedStatement {
+                sql: text.to_string(),
+                db: self.db.clone(),
+                timestamp: timestamp_now(),
+                insert_id: None,
+            }],
+        };
+        match master.log(&turn, &change).await {
+            Ok(lsn) => {
+                if let Some(conn) = self.conn.as_mut()
+                    && let Err(e) = master.record(conn, lsn).await
+                {
+                    warn!(error = %e, "could not record the DDL's LSN on the master's backend");
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "DDL ran but could not be logged: slaves will miss it");
+                self.withdraw_reply(&ErrorReply::new(1180, "HY000", e.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// `@@sql_mode` and `@@character_set_client` of this session, for deterministic replay.
+    async fn session_context(&mut self) -> (String, String) {
+        let Some(conn) = self.conn.as_mut() else {
+            return (String::new(), "utf8mb4".into());
+        };
+        conn.query_first::<(String, String), _>(
+            "SELECT @@session.sql_mode, @@session.character_set_client",
+        )
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| (String::new(), "utf8mb4".into()))
+    }
+
+    /// Logs the pending writes durably and commits them, in log order. `client_commit` is the
+    /// client's own COMMIT (its OK is relayed); `None` commits for the client.
+    async fn commit_pending(
+        &mut self,
+        master: &Arc<Master>,
+        client_commit: Option<&[u8]>,
+    ) -> Result<(), End> {
+        if self.pending.is_empty() {
+            if let Some(sql) = client_commit {
+                self.execute(sql).await?;
+            }
+            return Ok(());
+        }
+        let (sql_mode, charset) = self.session_context().await;
+        let change = Change {
+            sql_mode,
+            charset,
+            ddl: false,
+            statements: std::mem::take(&mut self.pending),
+        };
+        let turn = master.turn().await;
+        if let Err(e) = master.ensure_recovered(&self.node.backend).await {
+            self.rollback_withdrawn(ErrorReply::new(1180, "HY000", e))
+                .await;
+            return Ok(());
+        }
+        let lsn = match master.log(&turn, &change).await {
+            Ok(lsn) => lsn,
+            Err(e) => {
+                error!(error = %e, "could not log a change; rolled back");
+                self.rollback_withdrawn(ErrorReply::new(1180, "HY000", e.to_string()))
+                    .await;
+                return Ok(());
+            }
+        };
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        if let Err(e) = master.record(conn, lsn).await {
+            error!(error = %e, lsn, "logged change not committed; replaying it");
+        }
+        match client_commit {
+            Some(sql) => {
+                self.execute(sql).await?;
+            }
+            None => {
+                if let Err(e) = conn.query_drop("COMMIT").await {
+                    error!(error = %e, lsn, "logged change not committed; replaying it");
+                    master.needs_recovery();
+                }
+            }
+        }
+        drop(turn);
+        Ok(())
+    }
+
+    /// The backend committed pending writes on its own (an implicit commit we did not foresee).
+    async fn log_committed(&mut self, master: &Arc<Master>) {
+        let (sql_mode, charset) = self.session_context().await;
+        let change = Change {
+            sql_mode,
+            charset,
+            ddl: false,
+            statements: std::mem::take(&mut self.pending),
+        };
+        let turn = master.turn().await;
+        if let Err(e) = master.log(&turn, &change).await {
+            error!(error = %e, "committed change could not be logged: slaves will miss it");
+        }
+    }
+
+    /// Rolls the open transaction back and replaces the queued reply with `err`.
+    async fn rollback_withdrawn(&mut self, err: ErrorReply) {
+        if let Some(conn) = self.conn.as_mut() {
+            let _ = conn.query_drop("ROLLBACK").await;
+        }
+        self.status &= !IN_TRANS;
+        self.withdraw_reply(&err);
+    }
+
+    /// Drops the reply queued for this command and answers `err` instead.
+    fn withdraw_reply(&mut self, err: &ErrorReply) {
+        self.replies.out.discard();
+        self.replies.out.set_seq(self.reply_seq);
+        self.replies.error(err);
+    }
+}

@@ -1,0 +1,131 @@
+//! `SHOW MYRELAY STATUS`: the node's role and LSN, and on a master one row per slave with its
+//! link state, applied LSN and lag. Answered by the node itself, never sent to the backend.
+
+use mysql_common::constants::{ColumnFlags, ColumnType};
+use mysql_common::packets::Column;
+use mysql_common::value::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::Session;
+
+/// Columns of the status result.
+const COLUMNS: [(&str, bool); 8] = [
+    ("node", false),
+    ("role", false),
+    ("lsn", true),
+    ("connected", false),
+    ("applied_lsn", true),
+    ("lag_entries", true),
+    ("lag_ms", true),
+    ("state", false),
+];
+
+/// True for `SHOW MYRELAY STATUS` (any case and spacing, optional `;`).
+pub(super) fn is_status_query(sql: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(sql);
+    let words: Vec<String> = text
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect();
+    words == ["SHOW", "MYRELAY", "STATUS"]
+}
+
+fn column(name: &str, numeric: bool) -> Column {
+    let column = Column::new(if numeric {
+        ColumnType::MYSQL_TYPE_LONGLONG
+    } else {
+        ColumnType::MYSQL_TYPE_VAR_STRING
+    })
+    .with_name(name.as_bytes())
+    .with_org_name(name.as_bytes());
+    if numeric {
+        column
+            .with_character_set(63)
+            .with_column_length(20)
+            .with_flags(
+                ColumnFlags::UNSIGNED_FLAG | ColumnFlags::BINARY_FLAG | ColumnFlags::NUM_FLAG,
+            )
+    } else {
+        column.with_character_set(33).with_column_length(3 * 255)
+    }
+}
+
+fn text(v: impl ToString) -> Option<Value> {
+    Some(Value::Bytes(v.to_string().into_bytes()))
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+    /// Queues the status result set.
+    pub(super) fn show_status(&mut self) {
+        let config = &self.node.config;
+        let mut rows: Vec<Vec<Option<Value>>> = Vec::new();
+        if let Some(master) = &self.node.master {
+            let lsn = master.lsn();
+            rows.push(vec![
+                text(&config.name),
+                text("master"),
+                text(lsn),
+                None,
+                None,
+                None,
+                None,
+                text("serving"),
+            ]);
+            for (name, slave) in master.slaves() {
+                rows.push(vec![
+                    text(name),
+                    text("slave"),
+                    None,
+                    text(if slave.connected { "yes" } else { "no" }),
+                    text(slave.applied_lsn),
+                    text(lsn.saturating_sub(slave.applied_lsn)),
+                    text(slave.lag_ms),
+                    text(if slave.connected {
+                        "streaming"
+                    } else {
+                        "disconnected"
+                    }),
+                ]);
+            }
+        } else if let Some(replica) = &self.node.replica {
+            let s = replica.status();
+            let state = match &s.stopped {
+                Some(why) => format!("applier stopped: {why}"),
+                None if s.connected => "following".to_string(),
+                None => "connecting".to_string(),
+            };
+            rows.push(vec![
+                text(&config.name),
+                text("slave"),
+                text(s.applied_lsn),
+                text(if s.connected { "yes" } else { "no" }),
+                text(s.applied_lsn),
+                text(s.master_lsn.saturating_sub(s.applied_lsn)),
+                None,
+                text(state),
+            ]);
+        } else {
+            rows.push(vec![
+                text(&config.name),
+                text(config.role.as_str()),
+                None,
+                None,
+                None,
+                None,
+                None,
+                text("standalone"),
+            ]);
+        }
+        let columns: Vec<Column> = COLUMNS
+            .iter()
+            .map(|(n, numeric)| column(n, *numeric))
+            .collect();
+        self.replies.columns(&columns, self.status);
+        for row in &rows {
+            self.replies.text_row(row);
+        }
+        self.replies.end_of_rows(0, self.status);
+    }
+}

@@ -1,0 +1,347 @@
+//! The master's side: commits changes in log order, and streams the log to slaves.
+//!
+//! One order: a change is appended (durably) and committed on the backend while the commit lock
+//! is held, so log order equals commit order however many clients write at once. Concurrent
+//! transactions that reach COMMIT together hold no conflicting row locks (InnoDB would have made
+//! one wait in its statements), so serializing only the commit step loses no correctness.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{MutexGuard, watch};
+use tracing::{Instrument, info, info_span, warn};
+
+use super::apply;
+use super::change::Change;
+use super::channel::{self, Message};
+use super::log::{Durability, ReplicationLog};
+
+/// How long a slave has to authenticate.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Heartbeat period; a peer silent for [`DEAD_AFTER`] is considered gone.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Silence after which a peer is dropped.
+pub const DEAD_AFTER: Duration = Duration::from_secs(5);
+
+/// What the master knows about one slave.
+#[derive(Debug, Clone, Default)]
+pub struct SlaveState {
+    /// Connected right now.
+    pub connected: bool,
+    /// Last LSN the slave reported applied.
+    pub applied_lsn: u64,
+    /// When the slave last reported (for lag in milliseconds).
+    pub last_report: Option<Instant>,
+    /// When the master appended the entry the slave has not applied yet, oldest first.
+    pub lag_ms: u64,
+}
+
+/// The master's log, commit lock and view of its slaves.
+pub struct Master {
+    log: ReplicationLog,
+    commit: tokio::sync::Mutex<()>,
+    slaves: Mutex<BTreeMap<String, SlaveState>>,
+    append_times: Mutex<std::collections::VecDeque<(u64, Instant)>>,
+    secret: Vec<u8>,
+    recovered: std::sync::atomic::AtomicBool,
+}
+
+/// Why a change could not be committed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The log could not make the change durable; nothing was committed.
+    #[error("the replication log could not make the change durable: {0}")]
+    Log(String),
+    /// The backend refused the commit after the change was logged; the node replays it.
+    #[error("backend commit failed after logging (LSN {lsn}): {source}")]
+    Backend {
+        /// The logged entry.
+        lsn: u64,
+        /// The backend's error.
+        source: mysql_async::Error,
+    },
+}
+
+/// Held while a change is logged and committed.
+pub struct CommitTurn<'a>(#[allow(dead_code)] MutexGuard<'a, ()>);
+
+impl Master {
+    /// Opens the log in `dir`; `fsync` chooses per-commit fsync (the default) or OS buffering.
+    pub fn open(dir: &std::path::Path, fsync: bool, secret: &str) -> Result<Master, String> {
+        let durability = if fsync {
+            Durability::Fsync
+        } else {
+            Durability::OsBuffered
+        };
+        let (log, recovery) =
+            ReplicationLog::open(dir, durability).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if recovery.dropped_bytes > 0 {
+            warn!(
+                dropped_bytes = recovery.dropped_bytes,
+                last_lsn = recovery.last_lsn,
+                "replication log had a torn tail; it was cut off"
+            );
+        }
+        info!(
+            entries = recovery.entries,
+            last_lsn = recovery.last_lsn,
+            "replication log open"
+        );
+        Ok(Master {
+            log,
+            commit: tokio::sync::Mutex::new(()),
+            slaves: Mutex::new(BTreeMap::new()),
+            append_times: Mutex::new(Default::default()),
+            secret: secret.as_bytes().to_vec(),
+            recovered: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The last logged LSN.
+    pub fn lsn(&self) -> u64 {
+        self.log.last_lsn()
+    }
+
+    /// Replays onto the master's own backend the entries it logged but did not commit (the node
+    /// died between the two). Returns how many were replayed.
+    pub async fn recover(&self, conn: &mut Conn) -> Result<u64, String> {
+        apply::prepare(conn).await.map_err(|e| e.to_string())?;
+        let mut applied = apply::applied_lsn(conn).await.map_err(|e| e.to_string())?;
+        let mut replayed = 0;
+        while applied < self.log.last_lsn() {
+            let entries = self
+                .log
+                .read_after(applied, 100, 8 << 20)
+                .await
+                .map_err(|e| e.to_string())?;
+            for entry in entries {
+                let change = Change::decode(&entry.payload)?;
+                apply::apply(conn, entry.lsn, &change)
+                    .await
+                    .map_err(|e| format!("replaying LSN {}: {e}", entry.lsn))?;
+                applied = entry.lsn;
+                replayed += 1;
+            }
+        }
+        Ok(replayed)
+    }
+
+    /// Makes sure the backend holds every logged entry before a new one is logged (after a
+    /// restart, or after a commit that failed once its entry was logged). Call inside `turn`.
+    pub async fn ensure_recovered(
+        &self,
+        backend: &crate::backend::pool::Backend,
+    ) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        if self.recovered.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut conn = backend.acquire(false).await.map_err(|e| e.message)?;
+        let replayed = self.recover(&mut conn).await?;
+        if replayed > 0 {
+            info!(
+                replayed,
+                "replayed logged entries the backend had not committed"
+            );
+        }
+        self.recovered.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Marks that the backend may lack a logged entry; the next commit replays first.
+    pub fn needs_recovery(&self) {
+        self.recovered
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Takes the commit turn: log order is commit order while it is held.
+    pub async fn turn(&self) -> CommitTurn<'_> {
+        CommitTurn(self.commit.lock().await)
+    }
+
+    /// Logs `change` durably, records its LSN in the open transaction on `conn` and commits it
+    /// with `commit_sql` (the client's own COMMIT, or ours). Must run inside `turn`.
+    pub async fn log(&self, _turn: &CommitTurn<'_>, change: &Change) -> Result<u64, CommitError> {
+        let lsn = self
+            .log
+            .append(&change.encode())
+            .await
+            .map_err(|e| CommitError::Log(e.to_string()))?;
+        if let Ok(mut times) = self.append_times.lock() {
+            times.push_back((lsn, Instant::now()));
+            while times.len() > 100_000 {
+                times.pop_front();
+            }
+        }
+        Ok(lsn)
+    }
+
+    /// Records `lsn` as applied in the transaction open on `conn`.
+    pub async fn record(&self, conn: &mut Conn, lsn: u64) -> Result<(), CommitError> {
+        conn.query_drop(apply::record_lsn(lsn))
+            .await
+            .map_err(|source| {
+                self.needs_recovery();
+                CommitError::Backend { lsn, source }
+            })
+    }
+
+    /// A snapshot of the slaves, by name.
+    pub fn slaves(&self) -> BTreeMap<String, SlaveState> {
+        let mut slaves = self.slaves.lock().map(|s| s.clone()).unwrap_or_default();
+        let times = self.append_times.lock().ok();
+        for state in slaves.values_mut() {
+            // Lag in time: how long ago the oldest entry the slave still lacks was appended.
+            state.lag_ms = times
+                .as_ref()
+                .and_then(|t| t.iter().find(|(lsn, _)| *lsn > state.applied_lsn))
+                .map(|(_, at)| at.elapsed().as_millis() as u64)
+                .unwrap_or(0);
+        }
+        slaves
+    }
+
+    fn update(&self, name: &str, f: impl FnOnce(&mut SlaveState)) {
+        if let Ok(mut slaves) = self.slaves.lock() {
+            f(slaves.entry(name.to_string()).or_default());
+        }
+    }
+
+    /// Accepts slaves on `listener` until `shutdown` fires.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let (socket, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        warn!(error = %e, "replication accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            };
+            let master = self.clone();
+            let span = info_span!("slave_link", %peer);
+            tokio::spawn(async move { master.stream_to(socket, peer).await }.instrument(span));
+        }
+    }
+
+    async fn stream_to(self: Arc<Self>, mut socket: TcpStream, peer: SocketAddr) {
+        let _ = socket.set_nodelay(true);
+        let name = match channel::accept_slave(&mut socket, &self.secret, self.lsn(), AUTH_TIMEOUT)
+            .await
+        {
+            Ok(name) => name,
+            Err(e) => {
+                warn!(%peer, error = %e, "refused replication peer");
+                return;
+            }
+        };
+        let after =
+            match tokio::time::timeout(AUTH_TIMEOUT, channel::read_message(&mut socket)).await {
+                Ok(Ok(Message::Subscribe { after_lsn })) => after_lsn,
+                other => {
+                    warn!(slave = %name, ?other, "expected a subscription");
+                    return;
+                }
+            };
+        info!(slave = %name, after, "slave subscribed");
+        self.update(&name, |s| {
+            s.connected = true;
+            s.applied_lsn = after;
+            s.last_report = Some(Instant::now());
+        });
+        let (mut reader, mut writer) = socket.into_split();
+        let reports = {
+            let master = self.clone();
+            let name = name.clone();
+            async move {
+                loop {
+                    match tokio::time::timeout(DEAD_AFTER, channel::read_message(&mut reader)).await
+                    {
+                        Ok(Ok(
+                            Message::Ack { applied_lsn }
+                            | Message::Heartbeat {
+                                lsn: applied_lsn, ..
+                            },
+                        )) => {
+                            master.update(&name, |s| {
+                                s.applied_lsn = applied_lsn;
+                                s.last_report = Some(Instant::now());
+                            });
+                        }
+                        Ok(Ok(Message::Error { message })) => {
+                            warn!(slave = %name, %message, "slave reported an error");
+                        }
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return format!("link closed: {e}"),
+                        Err(_) => return "no heartbeat".to_string(),
+                    }
+                }
+            }
+        };
+        let stream = async {
+            let mut sent = after;
+            let mut lsns = self.log.subscribe();
+            loop {
+                let entries = match self.log.read_after(sent, 256, 4 << 20).await {
+                    Ok(e) => e,
+                    Err(e) => return format!("reading the log: {e}"),
+                };
+                if entries.is_empty() {
+                    let beat = Message::Heartbeat {
+                        lsn: self.lsn(),
+                        unix_ms: unix_ms(),
+                    };
+                    if let Err(e) = channel::write_message(&mut writer, &beat).await {
+                        return format!("link closed: {e}");
+                    }
+                    let _ = tokio::time::timeout(HEARTBEAT, lsns.changed()).await;
+                    continue;
+                }
+                for entry in entries {
+                    sent = entry.lsn;
+                    let m = Message::Entry {
+                        lsn: entry.lsn,
+                        payload: entry.payload,
+                    };
+                    if let Err(e) = channel::write_message(&mut writer, &m).await {
+                        return format!("link closed: {e}");
+                    }
+                }
+            }
+        };
+        let why = tokio::select! {
+            why = reports => why,
+            why = stream => why,
+        };
+        info!(slave = %name, reason = %why, "slave disconnected");
+        self.update(&name, |s| s.connected = false);
+    }
+}
+
+/// Wall clock in milliseconds since the epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The current time as a `SET TIMESTAMP` value with microseconds.
+pub fn timestamp_now() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:06}", now.as_secs(), now.subsec_micros())
+}

@@ -1,0 +1,183 @@
+//! The slave's side: follows the master's log and applies every entry exactly once.
+//!
+//! It connects (with backoff), proves it knows the cluster secret, asks for the entries after the
+//! LSN its backend has applied, applies them in order, and reports progress with acks and
+//! heartbeats. An entry that fails stops the applier with the error in status until an operator
+//! acts: skipping it silently would let the slave diverge.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mysql_async::{Conn, Pool};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::apply;
+use super::change::Change;
+use super::channel::{self, Message};
+use super::master::{DEAD_AFTER, HEARTBEAT, unix_ms};
+
+/// What a slave shows in status.
+#[derive(Debug, Clone, Default)]
+pub struct SlaveStatus {
+    /// Linked to the master right now.
+    pub connected: bool,
+    /// Last LSN applied on this node's backend.
+    pub applied_lsn: u64,
+    /// Last LSN the master reported.
+    pub master_lsn: u64,
+    /// Why the applier stopped, if it did.
+    pub stopped: Option<String>,
+}
+
+/// Follows a master and applies its log.
+pub struct Replica {
+    name: String,
+    master: SocketAddr,
+    secret: Vec<u8>,
+    pool: Pool,
+    status: Mutex<SlaveStatus>,
+    applied: watch::Sender<u64>,
+}
+
+impl Replica {
+    /// A replica of node `name` applying to `pool`'s backend.
+    pub fn new(name: &str, master: SocketAddr, secret: &str, pool: Pool) -> Arc<Replica> {
+        Arc::new(Replica {
+            name: name.to_string(),
+            master,
+            secret: secret.as_bytes().to_vec(),
+            pool,
+            status: Mutex::new(SlaveStatus::default()),
+            applied: watch::channel(0).0,
+        })
+    }
+
+    /// Current status.
+    pub fn status(&self) -> SlaveStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn set(&self, f: impl FnOnce(&mut SlaveStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+
+    /// Waits until the backend has applied `lsn` (read-your-writes), up to `timeout`.
+    pub async fn wait_applied(&self, lsn: u64, timeout: Duration) -> bool {
+        let mut rx = self.applied.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= lsn))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Runs until `shutdown` fires: connect, follow, reconnect with backoff.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let outcome = tokio::select! {
+                r = self.follow() => r,
+                _ = shutdown.changed() => return,
+            };
+            self.set(|s| s.connected = false);
+            match outcome {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(Stop::Retry(why)) => {
+                    warn!(master = %self.master, reason = %why, "replication link down; retrying");
+                }
+                Err(Stop::Halt(why)) => {
+                    warn!(reason = %why, "applier stopped; an operator must act");
+                    self.set(|s| s.stopped = Some(why));
+                    let _ = shutdown.changed().await;
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    async fn follow(&self) -> Result<(), Stop> {
+        let mut conn: Conn = self.pool.get_conn().await.map_err(retry)?;
+        apply::prepare(&mut conn).await.map_err(retry)?;
+        let mut applied = apply::applied_lsn(&mut conn).await.map_err(retry)?;
+        self.applied.send_replace(applied);
+        let mut socket = TcpStream::connect(self.master).await.map_err(retry)?;
+        let _ = socket.set_nodelay(true);
+        let master_lsn =
+            channel::connect_to_master(&mut socket, &self.secret, &self.name, DEAD_AFTER)
+                .await
+                .map_err(|e| match e {
+                    channel::ChannelError::AuthFailed(why) => {
+                        Stop::Retry(format!("authentication: {why}"))
+                    }
+                    other => retry(other),
+                })?;
+        channel::write_message(&mut socket, &Message::Subscribe { after_lsn: applied })
+            .await
+            .map_err(retry)?;
+        info!(master = %self.master, applied, master_lsn, "following the master");
+        self.set(|s| {
+            s.connected = true;
+            s.applied_lsn = applied;
+            s.master_lsn = master_lsn;
+        });
+        let (mut reader, mut writer) = socket.into_split();
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        loop {
+            tokio::select! {
+                m = tokio::time::timeout(DEAD_AFTER, channel::read_message(&mut reader)) => {
+                    let m = m.map_err(|_| Stop::Retry("master silent".into()))?.map_err(retry)?;
+                    match m {
+                        Message::Entry { lsn, payload } => {
+                            if lsn <= applied {
+                                continue; // already applied (resent after a reconnect)
+                            }
+                            if lsn != applied + 1 {
+                                return Err(Stop::Retry(format!("gap: got LSN {lsn} after {applied}")));
+                            }
+                            let change = Change::decode(&payload).map_err(Stop::Halt)?;
+                            apply::apply(&mut conn, lsn, &change).await.map_err(|e| match e {
+                                mysql_async::Error::Server(e) => Stop::Halt(format!("LSN {lsn} failed: {e}")),
+                                other => retry(other),
+                            })?;
+                            applied = lsn;
+                            self.applied.send_replace(applied);
+                            self.set(|s| {
+                                s.applied_lsn = applied;
+                                s.master_lsn = s.master_lsn.max(lsn);
+                            });
+                            channel::write_message(&mut writer, &Message::Ack { applied_lsn: applied })
+                                .await
+                                .map_err(retry)?;
+                        }
+                        Message::Heartbeat { lsn, .. } => self.set(|s| s.master_lsn = lsn),
+                        Message::Error { message } => return Err(Stop::Retry(message)),
+                        _ => {}
+                    }
+                }
+                _ = beat.tick() => {
+                    let m = Message::Heartbeat { lsn: applied, unix_ms: unix_ms() };
+                    channel::write_message(&mut writer, &m).await.map_err(retry)?;
+                }
+            }
+        }
+    }
+}
+
+enum Stop {
+    /// A link or backend problem: reconnect.
+    Retry(String),
+    /// An entry cannot be applied: stop until an operator acts.
+    Halt(String),
+}
+
+fn retry(e: impl std::fmt::Display) -> Stop {
+    Stop::Retry(e.to_string())
+}

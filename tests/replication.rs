@@ -149,3 +149,66 @@ async fn a_slave_with_the_wrong_secret_is_refused() {
         .expect("dbs");
     assert!(!dbs.contains(&"rep".to_string()));
 }
+
+#[tokio::test]
+async fn unsafe_statements_are_refused_and_pinned_context_replicates() {
+    let cluster = Cluster::start(1).await;
+    let mut conn = cluster.master.connect(ADMIN).await;
+    conn.query_drop("CREATE DATABASE u").await.expect("db");
+    conn.query_drop(
+        "CREATE TABLE u.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(64), at DATETIME(6), ref BIGINT)",
+    )
+    .await
+    .expect("table");
+    conn.query_drop("CREATE TABLE u.src (id INT PRIMARY KEY)")
+        .await
+        .expect("src");
+    for (sql, names) in [
+        ("INSERT INTO u.t (v) VALUES (UUID())", "UUID()"),
+        ("INSERT INTO u.t (v) VALUES (UUID_SHORT())", "UUID_SHORT()"),
+        ("INSERT INTO u.t (at) VALUES (SYSDATE())", "SYSDATE()"),
+        ("UPDATE u.t SET v = RAND()", "RAND()"),
+        ("DELETE FROM u.t LIMIT 1", "LIMIT without ORDER BY"),
+        ("UPDATE u.t SET v = 'x' LIMIT 2", "LIMIT without ORDER BY"),
+        (
+            "INSERT INTO u.t (ref) SELECT id FROM u.src",
+            "INSERT … SELECT without ORDER BY",
+        ),
+        (
+            "INSERT INTO u.t (v) VALUES (CURRENT_USER())",
+            "CURRENT_USER()",
+        ),
+    ] {
+        let (code, state, message) = common::expect_error(&mut conn, sql).await;
+        assert_eq!((code, state.as_str()), (1592, "HY000"), "{sql}: {message}");
+        assert!(message.contains(names), "{sql}: {message}");
+    }
+    // The session is fine, and what the log pins replays identically.
+    conn.query_drop(
+        "INSERT INTO u.t (v, at) VALUES ('now', NOW(6)), ('later', CURRENT_TIMESTAMP(6))",
+    )
+    .await
+    .expect("pinned time");
+    conn.query_drop("INSERT INTO u.t (v, ref) VALUES ('ref', LAST_INSERT_ID())")
+        .await
+        .expect("last insert id");
+    conn.query_drop("UPDATE u.t SET v = CONCAT(v, RAND(7)) ORDER BY id LIMIT 1")
+        .await
+        .expect("seeded rand with order");
+    conn.query_drop("INSERT INTO u.src VALUES (1), (2)")
+        .await
+        .expect("src rows");
+    conn.query_drop("INSERT INTO u.t (ref) SELECT id FROM u.src ORDER BY id")
+        .await
+        .expect("ordered insert-select");
+    cluster.converge(Duration::from_secs(20)).await;
+    assert_eq!(
+        fingerprint(&cluster.slaves[0], "u").await,
+        fingerprint(&cluster.master, "u").await
+    );
+    let refs: Option<i64> = conn
+        .query_first("SELECT ref FROM u.t WHERE v = 'ref'")
+        .await
+        .expect("ref");
+    assert_eq!(refs, Some(1));
+}

@@ -67,6 +67,9 @@ pub async fn apply(conn: &mut Conn, lsn: u64, change: &Change) -> mysql_async::R
             if let Some(id) = stmt.insert_id {
                 context.push_str(&format!(", INSERT_ID = {id}"));
             }
+            if let Some(id) = stmt.last_insert_id {
+                context.push_str(&format!(", LAST_INSERT_ID = {id}"));
+            }
             conn.query_drop(context).await?;
             conn.query_drop(stmt.sql.as_str()).await?;
         }

@@ -15,6 +15,10 @@ pub struct LoggedStatement {
     pub timestamp: String,
     /// First AUTO_INCREMENT value it generated, replayed with `SET INSERT_ID`.
     pub insert_id: Option<u64>,
+    /// The session's `LAST_INSERT_ID()` before it ran, for statements that read it; replayed
+    /// with `SET LAST_INSERT_ID`, since the applier's session has its own.
+    #[serde(default)]
+    pub last_insert_id: Option<u64>,
 }
 
 /// One committed unit: a whole transaction or one autocommit statement.
@@ -57,6 +61,7 @@ mod tests {
                 db: Some("school".into()),
                 timestamp: "1700000000.123456".into(),
                 insert_id: Some(42),
+                last_insert_id: None,
             }],
         };
         assert_eq!(Change::decode(&change.encode()), Ok(change));

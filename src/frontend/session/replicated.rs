@@ -11,13 +11,14 @@ use std::sync::Arc;
 use mysql_async::prelude::Queryable;
 use mysql_common::constants::StatusFlags;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use super::{End, Session};
 use crate::frontend::reply::ErrorReply;
 use crate::replication::change::{Change, LoggedStatement};
 use crate::replication::master::{Master, timestamp_now};
 use crate::sql::classify::{Classified, StatementClass};
+use crate::sql::determinism::unsafe_reason;
 
 const IN_TRANS: u16 = StatusFlags::SERVER_STATUS_IN_TRANS.bits();
 
@@ -56,6 +57,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         {
             self.replies.error(&not_supported(
                 "several statements with a write in one packet",
+            ));
+            return Ok(());
+        }
+        if matches!(class, StatementClass::Write | StatementClass::Ddl)
+            && let Some(reason) = unsafe_reason(text)
+        {
+            info!(user = %self.login.user, %reason, "refused unsafe statement");
+            self.replies.error(&ErrorReply::new(
+                1592,
+                "HY000",
+                format!("Unsafe statement refused on a replicating master: {reason}"),
             ));
             return Ok(());
         }
@@ -121,6 +133,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         let wrap = !self.in_transaction();
         let timestamp = timestamp_now();
+        let last_insert_id = if text.to_ascii_uppercase().contains("LAST_INSERT_ID") {
+            match self.conn.as_mut() {
+                Some(conn) => conn
+                    .query_first::<u64, _>("SELECT LAST_INSERT_ID()")
+                    .await
+                    .ok()
+                    .flatten(),
+                None => None,
+            }
+        } else {
+            None
+        };
         let prepare = if wrap {
             format!("BEGIN; SET TIMESTAMP = {timestamp}")
         } else {
@@ -167,6 +191,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             db: self.db.clone(),
             timestamp,
             insert_id,
+            last_insert_id,
         });
         if wrap {
             self.commit_pending(master, None).await?;
@@ -206,6 +231,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 db: self.db.clone(),
                 timestamp: timestamp_now(),
                 insert_id: None,
+                last_insert_id: None,
             }],
         };
         match master.log(&turn, &change).await {

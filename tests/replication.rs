@@ -212,3 +212,66 @@ async fn unsafe_statements_are_refused_and_pinned_context_replicates() {
         .expect("ref");
     assert_eq!(refs, Some(1));
 }
+
+#[tokio::test]
+async fn writes_through_a_slave_go_to_the_master_and_are_read_back_at_once() {
+    let cluster = Cluster::start(2).await;
+    let mut admin = cluster.master.connect(ADMIN).await;
+    admin.query_drop("CREATE DATABASE fw").await.expect("db");
+    admin
+        .query_drop("CREATE TABLE fw.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20))")
+        .await
+        .expect("table");
+    cluster.converge(Duration::from_secs(20)).await;
+    let slave = &cluster.slaves[0];
+    let mut app = slave.connect(common::APP).await;
+    app.query_drop("USE fw").await.expect("use");
+    for i in 0..20 {
+        app.query_drop(format!("INSERT INTO t (v) VALUES ('w{i}')"))
+            .await
+            .expect("forwarded insert");
+        let id = app.last_insert_id().expect("insert id from the master");
+        // Read your own write on the slave, on the same connection, at once.
+        let v: Option<String> = app
+            .query_first(format!("SELECT v FROM t WHERE id = {id}"))
+            .await
+            .expect("read back");
+        assert_eq!(
+            v,
+            Some(format!("w{i}")),
+            "row {id} on the slave right after the write"
+        );
+    }
+    app.query_drop("UPDATE t SET v = 'changed' WHERE id <= 5")
+        .await
+        .expect("update");
+    assert_eq!(app.affected_rows(), 5);
+    // A whole transaction started on the slave runs on the master.
+    app.query_drop("BEGIN").await.expect("begin");
+    app.query_drop("INSERT INTO t (v) VALUES ('tx')")
+        .await
+        .expect("tx insert");
+    let seen: Option<i64> = app
+        .query_first("SELECT COUNT(*) FROM t WHERE v = 'tx'")
+        .await
+        .expect("read inside the transaction");
+    assert_eq!(seen, Some(1));
+    app.query_drop("COMMIT").await.expect("commit");
+    let n: Option<i64> = app
+        .query_first("SELECT COUNT(*) FROM t")
+        .await
+        .expect("count");
+    assert_eq!(n, Some(21));
+    // DDL stays refused on the slave; readonly users cannot write through it.
+    let (code, _, message) = common::expect_error(&mut app, "DROP TABLE t").await;
+    assert_eq!(code, 1290, "{message}");
+    let mut reader = slave.connect(common::READER).await;
+    let (code, _, _) =
+        common::expect_error(&mut reader, "INSERT INTO fw.t (v) VALUES ('no')").await;
+    assert_eq!(code, 1142);
+    cluster.converge(Duration::from_secs(20)).await;
+    let master = fingerprint(&cluster.master, "fw").await;
+    for s in &cluster.slaves {
+        assert_eq!(fingerprint(s, "fw").await, master);
+    }
+}

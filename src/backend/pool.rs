@@ -113,23 +113,7 @@ impl Backend {
     /// Translates a mysql_async error: server errors pass through unchanged; anything else means
     /// the connection is lost (2013) and must not be reused.
     pub fn failure(&self, err: mysql_async::Error) -> BackendFailure {
-        match err {
-            mysql_async::Error::Server(e) => BackendFailure {
-                reply: ErrorReply::new(e.code, &e.state, e.message),
-                broken: false,
-            },
-            other => BackendFailure {
-                reply: ErrorReply::new(
-                    2013,
-                    "HY000",
-                    format!(
-                        "Lost connection to backend MySQL server at {} during query: {other}",
-                        self.addr
-                    ),
-                ),
-                broken: true,
-            },
-        }
+        failure(self.addr, err)
     }
 
     /// Kills a backend connection (and so its running query) from another connection. Used when a
@@ -163,5 +147,27 @@ impl Backend {
     pub async fn shutdown(&self) {
         let _ = self.plain.clone().disconnect().await;
         let _ = self.found_rows.clone().disconnect().await;
+    }
+}
+
+/// Translates a mysql_async error from the server at `addr`: server errors pass through
+/// unchanged; anything else means the connection is lost (2013) and must not be reused.
+pub fn failure(addr: SocketAddr, err: mysql_async::Error) -> BackendFailure {
+    match err {
+        mysql_async::Error::Server(e) => BackendFailure {
+            reply: ErrorReply::new(e.code, &e.state, e.message),
+            broken: false,
+        },
+        other => BackendFailure {
+            reply: ErrorReply::new(
+                2013,
+                "HY000",
+                format!(
+                    "Lost connection to backend MySQL server at {} during query: {other}",
+                    addr
+                ),
+            ),
+            broken: true,
+        },
     }
 }

@@ -13,7 +13,9 @@ use mysql_common::constants::StatusFlags;
 use mysql_common::packets::OkPacket;
 use tokio::io::AsyncWrite;
 
-use super::pool::{Backend, BackendFailure};
+use std::net::SocketAddr;
+
+use super::pool::{Backend, BackendFailure, failure};
 use crate::frontend::reply::{OkInfo, Replies};
 
 /// Why a relay ended early.
@@ -55,17 +57,17 @@ async fn next_set(conn: &mut Conn) -> mysql_async::Result<Option<Arc<[mysql_asyn
     }
 }
 
-/// Runs `sql` on `conn` and writes the complete reply to the client (not flushed). Returns the
+/// Runs `sql` on `conn` (a connection to `server`) and writes the complete reply to the client (not flushed). Returns the
 /// session status bits of the last packet relayed.
 pub async fn relay_query<W: AsyncWrite + Unpin>(
-    backend: &Backend,
+    server: SocketAddr,
     conn: &mut Conn,
     sql: &[u8],
     replies: &mut Replies<W>,
     mut status: u16,
 ) -> Result<u16, RelayError> {
     let fail = |replies: &mut Replies<W>, err: mysql_async::Error| {
-        let failure = backend.failure(err);
+        let failure = failure(server, err);
         replies.error(&failure.reply);
         RelayError::Backend(failure)
     };

@@ -33,6 +33,7 @@ mod com {
 /// The collation mysql_async's handshake sets on backend connections (utf8mb4_general_ci).
 const BACKEND_COLLATION: u8 = 45;
 
+mod forward;
 mod replicated;
 mod status;
 
@@ -62,6 +63,8 @@ pub struct Session<R, W> {
     pending: Vec<crate::replication::change::LoggedStatement>,
     /// Sequence id of the current command's first reply, to restart a reply that is withdrawn.
     reply_seq: u8,
+    /// A slave's connection to the master node for forwarded writes, and its status bits.
+    forward: Option<forward::Forward>,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
@@ -82,6 +85,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits(),
             pending: Vec::new(),
             reply_seq: 1,
+            forward: None,
         }
     }
 
@@ -190,6 +194,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if let Some(master) = self.node.master.clone() {
             return self.query_on_master(sql, &text, &classified, &master).await;
         }
+        if self.forwards(&classified) {
+            return self.forward(sql).await;
+        }
         if self.execute(sql).await?
             && let Some(db) = classified
                 .statements
@@ -224,9 +231,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             master: config.master.as_deref(),
             user: &self.login.user,
             user_role: self.login.role,
+            forward_writes: self.node.replica.is_some(),
         };
         match decide(&ctx, classified.decisive()?) {
-            Decision::Execute => None,
+            Decision::Execute | Decision::Forward => None,
             Decision::Refuse(e) => Some(e),
         }
     }
@@ -251,7 +259,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         };
         let connection_id = backend_conn.id();
         let outcome = tokio::select! {
-            r = relay_query(&node.backend, backend_conn, sql, replies, *status) => Some(r),
+            r = relay_query(node.backend.addr(), backend_conn, sql, replies, *status) => Some(r),
             () = reader.closed() => None,
         };
         match outcome {

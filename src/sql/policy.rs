@@ -12,6 +12,8 @@ use crate::frontend::reply::ErrorReply;
 pub enum Decision {
     /// Run it on this node's backend.
     Execute,
+    /// Send it to the master node (a write reaching a replicating slave).
+    Forward,
     /// Refuse it with this error; the session stays usable.
     Refuse(ErrorReply),
 }
@@ -29,6 +31,8 @@ pub struct Context<'a> {
     pub user: &'a str,
     /// The role in force for this client.
     pub user_role: UserRole,
+    /// A slave that follows a master sends writes there instead of refusing them.
+    pub forward_writes: bool,
 }
 
 /// Decides what happens to `stmt` (the decisive statement of a packet) in context `ctx`.
@@ -51,6 +55,7 @@ pub fn decide(ctx: &Context<'_>, stmt: &Statement) -> Decision {
             }
             match ctx.node_role {
                 NodeRole::Master => Decision::Execute,
+                NodeRole::Slave if ctx.forward_writes => Decision::Forward,
                 NodeRole::Slave => Decision::Refuse(on_master_only(ctx, "writes", verb)),
             }
         }
@@ -133,9 +138,11 @@ mod tests {
                         master: Some("127.0.0.1:3307"),
                         user: "u",
                         user_role: user,
+                        forward_writes: false,
                     };
                     let got = match decide(&ctx, &stmt(class)) {
                         Decision::Execute => 0,
+                        Decision::Forward => unreachable!("forwarding is off in this table"),
                         Decision::Refuse(e) => {
                             if e.code == 1290 {
                                 assert!(e.message.contains("127.0.0.1:3307"), "{e}");
@@ -157,5 +164,28 @@ mod tests {
             }
         }
         assert_eq!(cells, 36);
+    }
+
+    #[test]
+    fn a_following_slave_forwards_writes_but_still_refuses_ddl() {
+        for user in [UserRole::App, UserRole::Admin, UserRole::Readonly] {
+            let ctx = Context {
+                node: "s1",
+                node_role: NodeRole::Slave,
+                master: Some("127.0.0.1:3307"),
+                user: "u",
+                user_role: user,
+                forward_writes: true,
+            };
+            let write = decide(&ctx, &stmt(StatementClass::Write));
+            if user == UserRole::Readonly {
+                assert!(matches!(write, Decision::Refuse(ref e) if e.code == 1142));
+            } else {
+                assert_eq!(write, Decision::Forward);
+            }
+            assert!(
+                matches!(decide(&ctx, &stmt(StatementClass::Ddl)), Decision::Refuse(ref e) if e.code == 1290)
+            );
+        }
     }
 }

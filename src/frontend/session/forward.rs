@@ -1,0 +1,175 @@
+//! A replicating slave sends writes to the master node, so there is one order of writes, then
+//! waits until it has applied the master's LSN so the same client reads its own write here.
+//!
+//! An explicit transaction that starts on a slave runs on the master as a whole (BEGIN to
+//! COMMIT), reads included, so it sees its own uncommitted writes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder};
+use mysql_common::constants::StatusFlags;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::{debug, info, warn};
+
+use super::{End, Session};
+use crate::backend::pool::failure;
+use crate::backend::relay::{RelayError, relay_query};
+use crate::frontend::reply::ErrorReply;
+use crate::sql::classify::{Classified, StatementClass};
+use crate::sql::policy::{Context, Decision, decide};
+
+/// How long a forwarded write waits for this slave to apply it before answering anyway.
+const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
+
+/// A slave session's connection to the master node.
+pub(super) struct Forward {
+    conn: Conn,
+    /// Status bits of the last reply (is a transaction open there?).
+    status: u16,
+    addr: SocketAddr,
+    /// The database selected on `conn`.
+    db: Option<String>,
+}
+
+fn open_transaction(status: u16) -> bool {
+    status & StatusFlags::SERVER_STATUS_IN_TRANS.bits() != 0
+        || status & StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits() == 0
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+    /// True when this packet goes to the master: a forwarded write, the start of an explicit
+    /// transaction on a following slave, or anything inside one.
+    pub(super) fn forwards(&self, classified: &Classified) -> bool {
+        if self.node.replica.is_none() {
+            return false;
+        }
+        if self
+            .forward
+            .as_ref()
+            .is_some_and(|f| open_transaction(f.status))
+        {
+            return true;
+        }
+        let Some(decisive) = classified.decisive() else {
+            return false;
+        };
+        let config = &self.node.config;
+        let ctx = Context {
+            node: &config.name,
+            node_role: config.role,
+            master: config.master.as_deref(),
+            user: &self.login.user,
+            user_role: self.login.role,
+            forward_writes: true,
+        };
+        decide(&ctx, decisive) == Decision::Forward
+            || (decisive.class == StatementClass::Transaction
+                && matches!(decisive.verb.as_str(), "BEGIN" | "START TRANSACTION"))
+    }
+
+    async fn master_conn(&mut self) -> Result<(), ErrorReply> {
+        if self.forward.is_some() {
+            return Ok(());
+        }
+        let config = &self.node.config;
+        let addr: SocketAddr = config
+            .master
+            .as_deref()
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| ErrorReply::new(1105, "HY000", "this slave has no master address"))?;
+        let password = config
+            .users
+            .get(&self.login.user)
+            .map(|u| u.password.clone())
+            .unwrap_or_default();
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(addr.ip().to_string())
+            .tcp_port(addr.port())
+            .user(Some(self.login.user.clone()))
+            .pass(Some(password))
+            .db_name(self.db.clone())
+            .prefer_socket(false);
+        let conn = Conn::new(opts).await.map_err(|e| {
+            ErrorReply::new(
+                2003,
+                "HY000",
+                format!("Can't forward the write to the master at {addr}: {e}"),
+            )
+        })?;
+        self.forward = Some(Forward {
+            conn,
+            status: StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits(),
+            addr,
+            db: self.db.clone(),
+        });
+        Ok(())
+    }
+
+    /// Relays the packet through the master node, then waits for this slave to catch up.
+    pub(super) async fn forward(&mut self, sql: &[u8]) -> Result<(), End> {
+        if let Err(e) = self.master_conn().await {
+            self.replies.error(&e);
+            return Ok(());
+        }
+        let Some(fwd) = self.forward.as_mut() else {
+            return Ok(());
+        };
+        if fwd.db != self.db
+            && let Some(db) = &self.db
+        {
+            if let Err(e) = fwd
+                .conn
+                .query_drop(format!("USE `{}`", db.replace('`', "``")))
+                .await
+            {
+                self.replies.error(&failure(fwd.addr, e).reply);
+                self.forward = None;
+                return Ok(());
+            }
+            fwd.db = self.db.clone();
+        }
+        let outcome = tokio::select! {
+            r = relay_query(fwd.addr, &mut fwd.conn, sql, &mut self.replies, fwd.status) => Some(r),
+            () = self.reader.closed() => None,
+        };
+        match outcome {
+            Some(Ok(status)) => fwd.status = status,
+            Some(Err(RelayError::Backend(f))) => {
+                if f.broken {
+                    warn!(error = %f.reply, "lost the connection to the master");
+                    self.forward = None;
+                }
+                return Ok(());
+            }
+            Some(Err(RelayError::Client(_))) | None => {
+                info!("client left during a forwarded statement");
+                self.forward = None; // closing it makes the master abandon the statement
+                return Err(End::ClientGone);
+            }
+        }
+        if open_transaction(fwd.status) {
+            return Ok(()); // the master logs the transaction at COMMIT
+        }
+        let lsn = match fwd
+            .conn
+            .query_first::<mysql_async::Row, _>("SHOW MYRELAY STATUS")
+            .await
+        {
+            Ok(Some(mut row)) => row.take::<Option<u64>, _>("lsn").flatten().unwrap_or(0),
+            _ => 0,
+        };
+        if let Some(replica) = &self.node.replica
+            && !replica.wait_applied(lsn, READ_YOUR_WRITES).await
+        {
+            warn!(
+                lsn,
+                "forwarded write not applied here in time; reads may be stale"
+            );
+        } else {
+            debug!(lsn, "forwarded write applied locally");
+        }
+        Ok(())
+    }
+}

@@ -1,5 +1,6 @@
-//! `myrelay demo`: a local cluster (one master, N slaves), each node with its own throwaway
-//! MariaDB, and the `school` schema loaded through the master node.
+//! `myrelay demo`: a local replicating cluster (one master, N slaves), each node with its own
+//! throwaway MariaDB, and the `school` schema loaded through the master node, from where
+//! replication carries it to the slaves.
 //!
 //! The lines it prints are a contract other tools read:
 //! `node <name> role=<master|slave> listen=127.0.0.1:<port> backend=127.0.0.1:<port>`, then `ready`.
@@ -12,7 +13,9 @@ use std::path::PathBuf;
 use mysql_async::prelude::Queryable;
 
 use crate::backend::launcher::{BackendSpec, LaunchError, ThrowawayServer};
-use crate::config::{DEFAULT_MAX_ALLOWED_PACKET, Limits, NodeConfig, NodeRole, User, UserRole};
+use crate::config::{
+    DEFAULT_MAX_ALLOWED_PACKET, Limits, NodeConfig, NodeRole, Replication, User, UserRole,
+};
 use crate::node::{self, NodeHandle};
 
 /// The demo schema, sent through the master node so that slaves receive it like any change.
@@ -53,6 +56,12 @@ pub enum DemoError {
         /// Why.
         source: std::io::Error,
     },
+    /// The replication log directory could not be made.
+    #[error("creating the replication log directory: {source}")]
+    LogDir {
+        /// Why.
+        source: std::io::Error,
+    },
     /// Loading the schema through the master failed.
     #[error("loading the school schema through the master: {0}")]
     Schema(#[from] mysql_async::Error),
@@ -63,6 +72,8 @@ pub struct Demo {
     /// The nodes, master first.
     pub nodes: Vec<NodeHandle>,
     servers: Vec<ThrowawayServer>,
+    /// The master's replication log when no --data-dir keeps it.
+    _log_dir: Option<tempfile::TempDir>,
 }
 
 fn env(key: &'static str) -> Result<String, DemoError> {
@@ -124,6 +135,22 @@ impl Demo {
         let servers = futures_util::future::try_join_all(starts).await?;
         let master_addr = SocketAddr::from(([127, 0, 0, 1], opts.port));
         let users = demo_users(&db_user, &db_pass);
+        let (log_dir, temp_log) = match &opts.data_dir {
+            Some(d) => (d.join("master-log"), None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("myrelay-log-")
+                    .tempdir()
+                    .map_err(|source| DemoError::LogDir { source })?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        // The demo is local: without CLUSTER_SECRET it makes one up for this run.
+        let secret = env("CLUSTER_SECRET").unwrap_or_else(|_| {
+            let bytes: [u8; 16] = rand::random();
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        });
+        let mut replication_addr = None;
         let mut nodes = Vec::new();
         for (i, (name, server)) in names.iter().zip(&servers).enumerate() {
             let listen = SocketAddr::from(([127, 0, 0, 1], opts.port.saturating_add(i as u16)));
@@ -146,7 +173,13 @@ impl Demo {
                     max_connections: 1000,
                     backend_pool_size: 200,
                 },
-                replication: None,
+                replication: Some(Replication {
+                    listen: (i == 0).then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+                    master: replication_addr,
+                    log_dir: (i == 0).then(|| log_dir.clone()),
+                    fsync: true,
+                    secret: secret.clone(),
+                }),
             };
             let handle = node::start(config)
                 .await
@@ -155,9 +188,16 @@ impl Demo {
                     addr: listen,
                     source,
                 })?;
+            if i == 0 {
+                replication_addr = handle.replication_addr;
+            }
             nodes.push(handle);
         }
-        let demo = Demo { nodes, servers };
+        let demo = Demo {
+            nodes,
+            servers,
+            _log_dir: temp_log,
+        };
         demo.load_schema(&db_user, &db_pass).await?;
         Ok(demo)
     }

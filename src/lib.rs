@@ -3,9 +3,11 @@
 //! A node speaks the MySQL wire protocol to stock clients ([`frontend`]), classifies each
 //! statement and checks it against the node's role and the client's user ([`sql`]), and relays
 //! what it allows to its own MySQL/MariaDB server ([`backend`]). [`config`] reads a node's TOML
-//! file and secrets, [`node`] runs the accept loop, [`demo`] brings up a local cluster.
+//! file and secrets, [`node`] runs the accept loop, [`replication`] keeps slaves in step with
+//! the master, [`checksum`] compares their data, [`demo`] brings up a local cluster.
 
 pub mod backend;
+pub mod checksum;
 pub mod config;
 pub mod demo;
 pub mod frontend;

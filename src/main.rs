@@ -32,6 +32,18 @@ enum Command {
         #[arg(long)]
         check_config: bool,
     },
+    /// Compare every table of every database across nodes; exits 1 naming the tables that differ.
+    Checksum {
+        /// Client addresses of the nodes, e.g. 127.0.0.1:3307 127.0.0.1:3308.
+        #[arg(required = true)]
+        nodes: Vec<std::net::SocketAddr>,
+        /// Proxy user to log in as (default: DB_USER).
+        #[arg(long, env = "DB_USER")]
+        user: String,
+        /// Its password (default: DB_PASS).
+        #[arg(long, env = "DB_PASS", hide_env_values = true)]
+        password: String,
+    },
     /// Run a local demo cluster: a master and N slaves, each with its own throwaway MariaDB.
     Demo {
         /// Number of slaves.
@@ -47,6 +59,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // .env first: command-line defaults (e.g. checksum's --user) come from it.
+    if let Err(e) = load_dotenv() {
+        eprintln!("myrelay: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -54,10 +71,6 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = load_dotenv() {
-        eprintln!("myrelay: {e}");
-        return ExitCode::FAILURE;
-    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -92,6 +105,18 @@ fn main() -> ExitCode {
                 }
                 handle.stop().await;
                 Ok(())
+            }
+            Command::Checksum {
+                nodes,
+                user,
+                password,
+            } => {
+                let reports = myrelay::checksum::compare(&nodes, &user, &password).await?;
+                if myrelay::checksum::print(&nodes, &reports) {
+                    Ok(())
+                } else {
+                    Err("nodes differ".to_string())
+                }
             }
             Command::Demo {
                 slaves,

@@ -81,6 +81,7 @@ async fn demo_prints_its_contract_serves_school_and_cleans_up() {
         .await
         .expect("join");
     assert!(pairs.unwrap_or(0) > 0);
+    let pairs = pairs;
     // The schema went through the master node to the master's backend.
     let backend: std::net::SocketAddr = format!("127.0.0.1:{}", backends[0]).parse().expect("addr");
     let mut direct = common::connect(backend, common::DB_USER, common::DB_PASS).await;
@@ -89,6 +90,26 @@ async fn demo_prints_its_contract_serves_school_and_cleans_up() {
         .await
         .expect("course");
     assert_eq!(n, Some(2));
+    // Replication carried the schema and rows to both slaves' own backends.
+    for port in &backends[1..] {
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let mut slave = common::connect(addr, common::DB_USER, common::DB_PASS).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let n: Option<i64> = slave
+                .query_first("SELECT COUNT(*) FROM school.student_course")
+                .await
+                .unwrap_or(None);
+            if n == pairs {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slave backend {port} has {n:?} of {pairs:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     drop(conn);
     drop(direct);
 

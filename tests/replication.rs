@@ -275,3 +275,54 @@ async fn writes_through_a_slave_go_to_the_master_and_are_read_back_at_once() {
         assert_eq!(fingerprint(s, "fw").await, master);
     }
 }
+
+#[tokio::test]
+async fn checksum_reports_equal_nodes_and_names_a_diverged_table() {
+    let cluster = Cluster::start(2).await;
+    let mut admin = cluster.master.connect(ADMIN).await;
+    admin.query_drop("CREATE DATABASE ck").await.expect("db");
+    admin
+        .query_drop("CREATE TABLE ck.a (id INT PRIMARY KEY, v INT)")
+        .await
+        .expect("a");
+    admin
+        .query_drop("CREATE TABLE ck.b (id INT PRIMARY KEY, v INT)")
+        .await
+        .expect("b");
+    admin
+        .query_drop("INSERT INTO ck.a VALUES (1, 1), (2, 2)")
+        .await
+        .expect("rows");
+    admin
+        .query_drop("INSERT INTO ck.b VALUES (1, 1)")
+        .await
+        .expect("rows");
+    cluster.converge(Duration::from_secs(20)).await;
+    let nodes: Vec<std::net::SocketAddr> = std::iter::once(cluster.master.addr())
+        .chain(cluster.slaves.iter().map(|s| s.addr()))
+        .collect();
+    let report = myrelay::checksum::compare(&nodes, ADMIN.0, ADMIN.1)
+        .await
+        .expect("compare");
+    assert_eq!(report.len(), 2);
+    assert!(report.iter().all(|r| r.equal()), "{report:?}");
+    // Someone writes to a slave's backend behind the cluster's back.
+    cluster.slaves[1]
+        .direct()
+        .await
+        .query_drop("UPDATE ck.b SET v = 99")
+        .await
+        .expect("diverge");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_myrelay"))
+        .arg("checksum")
+        .args(nodes.iter().map(|n| n.to_string()))
+        .env("DB_USER", ADMIN.0)
+        .env("DB_PASS", ADMIN.1)
+        .output()
+        .await
+        .expect("run checksum");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("ck.a equal"), "{stdout}");
+    assert!(stdout.contains("ck.b DIFFERS"), "{stdout}");
+}

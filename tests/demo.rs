@@ -81,7 +81,6 @@ async fn demo_prints_its_contract_serves_school_and_cleans_up() {
         .await
         .expect("join");
     assert!(pairs.unwrap_or(0) > 0);
-    let pairs = pairs;
     // The schema went through the master node to the master's backend.
     let backend: std::net::SocketAddr = format!("127.0.0.1:{}", backends[0]).parse().expect("addr");
     let mut direct = common::connect(backend, common::DB_USER, common::DB_PASS).await;

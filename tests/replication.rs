@@ -326,3 +326,50 @@ async fn checksum_reports_equal_nodes_and_names_a_diverged_table() {
     assert!(stdout.contains("ck.a equal"), "{stdout}");
     assert!(stdout.contains("ck.b DIFFERS"), "{stdout}");
 }
+
+#[tokio::test]
+async fn an_entry_that_fails_on_a_slave_stops_its_applier_visibly() {
+    let cluster = Cluster::start(1).await;
+    // The slave's backend already has a table the master is about to create.
+    cluster.slaves[0]
+        .direct()
+        .await
+        .query_drop("CREATE DATABASE clash; CREATE TABLE clash.t (x INT)")
+        .await
+        .expect("sabotage");
+    let mut admin = cluster.master.connect(ADMIN).await;
+    admin
+        .query_drop("CREATE DATABASE IF NOT EXISTS clash")
+        .await
+        .expect("db");
+    admin
+        .query_drop("CREATE TABLE clash.t (id INT PRIMARY KEY)")
+        .await
+        .expect("table");
+    admin
+        .query_drop("INSERT INTO clash.t VALUES (1)")
+        .await
+        .expect("row");
+    let mut on_slave = cluster.slaves[0].connect(ADMIN).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let state = loop {
+        let row: Option<mysql_async::Row> = on_slave
+            .query_first("SHOW MYRELAY STATUS")
+            .await
+            .expect("status");
+        let state: String = row.and_then(|mut r| r.take("state")).unwrap_or_default();
+        if state.starts_with("applier stopped") || std::time::Instant::now() > deadline {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        state.contains("applier stopped") && state.contains("1050"),
+        "{state}"
+    );
+    // Nothing after the failed entry was applied (never skipped silently).
+    assert_eq!(
+        applied_lsn(&cluster.slaves[0]).await,
+        cluster.master_lsn() - 2
+    );
+}

@@ -197,16 +197,46 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if self.forwards(&classified) {
             return self.forward(sql).await;
         }
-        if self.execute(sql).await?
-            && let Some(db) = classified
-                .statements
-                .iter()
-                .rev()
-                .find_map(|s| s.use_database.clone())
+        if self.execute(sql).await? {
+            self.track_use(&classified);
+        }
+        Ok(())
+    }
+
+    /// Who asks, on which node: the policy's input besides the statement.
+    fn policy_context(&self) -> Context<'_> {
+        let config = &self.node.config;
+        Context {
+            node: &config.name,
+            node_role: config.role,
+            master: config.master.as_deref(),
+            user: &self.login.user,
+            user_role: self.login.role,
+            forward_writes: self.node.replica.is_some(),
+        }
+    }
+
+    /// Remembers the database a successful packet switched to (`USE db`).
+    fn track_use(&mut self, classified: &Classified) {
+        if let Some(db) = classified
+            .statements
+            .iter()
+            .rev()
+            .find_map(|s| s.use_database.clone())
         {
             self.db = Some(db);
         }
-        Ok(())
+    }
+
+    /// Makes sure there is a backend connection; if not, queues the error and returns false.
+    async fn conn_or_reply(&mut self) -> bool {
+        match self.ensure_conn().await {
+            Ok(()) => true,
+            Err(e) => {
+                self.replies.error(&e);
+                false
+            }
+        }
     }
 
     /// The error to answer instead of running the packet, if any.
@@ -224,16 +254,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                  so a packet may hold only one statement",
             ));
         }
-        let config = &self.node.config;
-        let ctx = Context {
-            node: &config.name,
-            node_role: config.role,
-            master: config.master.as_deref(),
-            user: &self.login.user,
-            user_role: self.login.role,
-            forward_writes: self.node.replica.is_some(),
-        };
-        match decide(&ctx, classified.decisive()?) {
+        match decide(&self.policy_context(), classified.decisive()?) {
             Decision::Execute | Decision::Forward => None,
             Decision::Refuse(e) => Some(e),
         }
@@ -242,8 +263,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// Relays `sql` to the backend while watching the client: a client that hangs up mid-query gets
     /// its backend connection killed. Ok(true) when the backend accepted the whole packet.
     async fn execute(&mut self, sql: &[u8]) -> Result<bool, End> {
-        if let Err(e) = self.ensure_conn().await {
-            self.replies.error(&e);
+        if !self.conn_or_reply().await {
             return Ok(false);
         }
         let Session {

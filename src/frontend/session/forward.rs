@@ -18,7 +18,7 @@ use crate::backend::pool::failure;
 use crate::backend::relay::{RelayError, relay_query};
 use crate::frontend::reply::ErrorReply;
 use crate::sql::classify::{Classified, StatementClass};
-use crate::sql::policy::{Context, Decision, decide};
+use crate::sql::policy::{Decision, decide};
 
 /// How long a forwarded write waits for this slave to apply it before answering anyway.
 const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
@@ -55,16 +55,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let Some(decisive) = classified.decisive() else {
             return false;
         };
-        let config = &self.node.config;
-        let ctx = Context {
-            node: &config.name,
-            node_role: config.role,
-            master: config.master.as_deref(),
-            user: &self.login.user,
-            user_role: self.login.role,
-            forward_writes: true,
-        };
-        decide(&ctx, decisive) == Decision::Forward
+        decide(&self.policy_context(), decisive) == Decision::Forward
             || (decisive.class == StatementClass::Transaction
                 && matches!(decisive.verb.as_str(), "BEGIN" | "START TRANSACTION"))
     }

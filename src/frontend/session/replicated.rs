@@ -99,15 +99,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 self.execute(sql).await.map(drop)
             }
             _ => {
-                let ok = self.execute(sql).await?;
-                if ok
-                    && let Some(db) = classified
-                        .statements
-                        .iter()
-                        .rev()
-                        .find_map(|s| s.use_database.clone())
-                {
-                    self.db = Some(db);
+                if self.execute(sql).await? {
+                    self.track_use(classified);
                 }
                 if !self.pending.is_empty() && !self.in_transaction() {
                     // Something committed the transaction behind our back: log it now rather
@@ -127,8 +120,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         text: &str,
         master: &Arc<Master>,
     ) -> Result<(), End> {
-        if let Err(e) = self.ensure_conn().await {
-            self.replies.error(&e);
+        if !self.conn_or_reply().await {
             return Ok(());
         }
         let wrap = !self.in_transaction();
@@ -208,8 +200,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         text: &str,
         master: &Arc<Master>,
     ) -> Result<(), End> {
-        if let Err(e) = self.ensure_conn().await {
-            self.replies.error(&e);
+        if !self.conn_or_reply().await {
             return Ok(());
         }
         let context = self.session_context().await;

@@ -232,15 +232,21 @@ fn start_load(
     addr: SocketAddr,
     writers: usize,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    pause: Arc<std::sync::atomic::AtomicBool>,
     acked: Arc<Mutex<Vec<String>>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     (0..writers)
         .map(|w| {
             let stop = stop.clone();
+            let pause = pause.clone();
             let acked = acked.clone();
             tokio::spawn(async move {
                 let mut n = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if pause.load(std::sync::atomic::Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
                     let Ok(mut conn) =
                         mysql_async::Conn::new(common::opts(addr, DB_USER, DB_PASS)).await
                     else {
@@ -276,7 +282,8 @@ async fn a_slave_killed_during_load_resumes_without_loss_or_repeats() {
     setup(&cluster).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::new()));
-    let load = start_load(cluster.master.addr, 4, stop.clone(), acked.clone());
+    let pause = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = start_load(cluster.master.addr, 4, stop.clone(), pause, acked.clone());
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(700)).await;
         cluster.slaves[0].kill9().await;
@@ -305,9 +312,18 @@ async fn every_acknowledged_write_survives_a_killed_master_and_a_torn_log_tail()
     setup(&cluster).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::new()));
-    let load = start_load(cluster.master.addr, 4, stop.clone(), acked.clone());
+    let pause = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = start_load(
+        cluster.master.addr,
+        4,
+        stop.clone(),
+        pause.clone(),
+        acked.clone(),
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     cluster.master.kill9().await;
+    // Writers hold off until the restarted log has been checked, then come back.
+    pause.store(true, std::sync::atomic::Ordering::Relaxed);
     // A crash mid-append leaves a partial record at the end of the log.
     let log_file = cluster.log.join("replication.log");
     let before = std::fs::metadata(&log_file).expect("log").len();
@@ -326,6 +342,7 @@ async fn every_acknowledged_write_survives_a_killed_master_and_a_torn_log_tail()
         before,
         "torn tail cut off"
     );
+    pause.store(false, std::sync::atomic::Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for l in load {

@@ -183,6 +183,22 @@ async fn unsafe_statements_are_refused_and_pinned_context_replicates() {
         assert_eq!((code, state.as_str()), (1592, "HY000"), "{sql}: {message}");
         assert!(message.contains(names), "{sql}: {message}");
     }
+    // Stored functions: refused unless declared DETERMINISTIC.
+    conn.query_drop(
+        "CREATE FUNCTION u.dice() RETURNS INT NOT DETERMINISTIC RETURN FLOOR(1 + RAND() * 6)",
+    )
+    .await
+    .expect("function");
+    conn.query_drop("CREATE FUNCTION u.twice(x INT) RETURNS INT DETERMINISTIC RETURN 2 * x")
+        .await
+        .expect("function");
+    let (code, _, message) =
+        common::expect_error(&mut conn, "INSERT INTO u.t (ref) VALUES (u.dice())").await;
+    assert_eq!(code, 1592, "{message}");
+    assert!(message.contains("DICE()"), "{message}");
+    conn.query_drop("INSERT INTO u.t (ref) VALUES (u.twice(21))")
+        .await
+        .expect("deterministic function");
     // The session is fine, and what the log pins replays identically.
     conn.query_drop(
         "INSERT INTO u.t (v, at) VALUES ('now', NOW(6)), ('later', CURRENT_TIMESTAMP(6))",
@@ -210,7 +226,8 @@ async fn unsafe_statements_are_refused_and_pinned_context_replicates() {
         .query_first("SELECT ref FROM u.t WHERE v = 'ref'")
         .await
         .expect("ref");
-    assert_eq!(refs, Some(1));
+    // LAST_INSERT_ID() is the first id of the two-row insert (ids 2 and 3).
+    assert_eq!(refs, Some(2));
 }
 
 #[tokio::test]

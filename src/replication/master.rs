@@ -5,7 +5,7 @@
 //! transactions that reach COMMIT together hold no conflicting row locks (InnoDB would have made
 //! one wait in its statements), so serializing only the commit step loses no correctness.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -49,6 +49,9 @@ pub struct Master {
     append_times: Mutex<std::collections::VecDeque<(u64, Instant)>>,
     secret: Vec<u8>,
     recovered: std::sync::atomic::AtomicBool,
+    /// Functions whose replay may differ, loaded from the backend; `None` after DDL until
+    /// reloaded.
+    user_functions: Mutex<Option<Arc<HashSet<String>>>>,
 }
 
 /// Why a change could not be committed.
@@ -99,6 +102,7 @@ impl Master {
             append_times: Mutex::new(Default::default()),
             secret: secret.as_bytes().to_vec(),
             recovered: std::sync::atomic::AtomicBool::new(false),
+            user_functions: Mutex::new(None),
         })
     }
 
@@ -151,6 +155,34 @@ impl Master {
         }
         self.recovered.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Loadable UDFs and stored functions not declared DETERMINISTIC, as the backend lists
+    /// them now (cached until the next DDL).
+    pub async fn user_functions(&self, conn: &mut Conn) -> Arc<HashSet<String>> {
+        if let Some(cached) = self.user_functions.lock().ok().and_then(|c| c.clone()) {
+            return cached;
+        }
+        let names: Vec<String> = conn
+            .query(
+                "SELECT UPPER(name) FROM mysql.func \
+                 UNION SELECT UPPER(ROUTINE_NAME) FROM information_schema.ROUTINES \
+                 WHERE ROUTINE_TYPE = 'FUNCTION' AND IS_DETERMINISTIC = 'NO'",
+            )
+            .await
+            .unwrap_or_default();
+        let set = Arc::new(names.into_iter().collect::<HashSet<_>>());
+        if let Ok(mut cache) = self.user_functions.lock() {
+            *cache = Some(set.clone());
+        }
+        set
+    }
+
+    /// Forgets the cached function list (DDL may have created or dropped functions).
+    pub fn functions_changed(&self) {
+        if let Ok(mut cache) = self.user_functions.lock() {
+            *cache = None;
+        }
     }
 
     /// Marks that the backend may lack a logged entry; the next commit replays first.

@@ -5,6 +5,8 @@
 //! time and the insert id. Everything here is judged on tokens from the lexer, so comments and
 //! strings cannot hide a call or fake one.
 
+use std::collections::HashSet;
+
 use super::lexer::{Token, TokenKind, split};
 
 /// Functions whose value differs from one server or call to the next.
@@ -23,23 +25,34 @@ const NONDETERMINISTIC: [&str; 12] = [
     "LOAD_FILE",
 ];
 
-/// Why `sql` (a write) cannot be replicated safely, or `None` when it can.
-pub fn unsafe_reason(sql: &str) -> Option<String> {
+/// Why `sql` (a write) cannot be replicated safely, or `None` when it can. `user_functions`
+/// holds the upper-case names of functions the backend does not vouch for (loadable UDFs and
+/// stored functions not declared DETERMINISTIC).
+pub fn unsafe_reason(sql: &str, user_functions: &HashSet<String>) -> Option<String> {
     split(sql, true)
         .iter()
-        .find_map(|piece| unsafe_tokens(&piece.tokens))
+        .find_map(|piece| unsafe_tokens(&piece.tokens, user_functions))
 }
 
 fn is_call(tokens: &[Token], i: usize) -> bool {
     tokens.get(i + 1).is_some_and(|t| t.is_punct('('))
 }
 
-fn unsafe_tokens(t: &[Token]) -> Option<String> {
+fn unsafe_tokens(t: &[Token], user_functions: &HashSet<String>) -> Option<String> {
     for (i, tok) in t.iter().enumerate() {
+        if !matches!(tok.kind, TokenKind::Word | TokenKind::QuotedIdent) {
+            continue;
+        }
+        let name = tok.text.to_ascii_uppercase();
+        if user_functions.contains(&name) && is_call(t, i) {
+            return Some(format!(
+                "user-defined function {name}() is not declared DETERMINISTIC, so its replay may differ"
+            ));
+        }
         if tok.kind != TokenKind::Word {
             continue;
         }
-        let name = tok.text.as_str();
+        let name = name.as_str();
         if NONDETERMINISTIC.contains(&name) && is_call(t, i) {
             return Some(format!(
                 "{name}() gives a different value on each server, so the statement cannot be replicated"
@@ -75,6 +88,8 @@ fn unsafe_tokens(t: &[Token]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::unsafe_reason;
 
     #[test]
@@ -94,8 +109,12 @@ mod tests {
             "INSERT INTO t VALUES (@@server_id)",
             "INSERT INTO t VALUES (/*!50000 UUID() */)",
         ];
-        for sql in unsafe_ {
-            assert!(unsafe_reason(sql).is_some(), "{sql} must be refused");
+        let udfs: HashSet<String> = ["MY_UDF".to_string()].into();
+        for sql in unsafe_.iter().chain(&[
+            "INSERT INTO t VALUES (my_udf(1))",
+            "UPDATE t SET v = `my_udf`()",
+        ]) {
+            assert!(unsafe_reason(sql, &udfs).is_some(), "{sql} must be refused");
         }
         let safe = [
             "INSERT INTO t VALUES (NOW(6), CURRENT_TIMESTAMP, UNIX_TIMESTAMP())",
@@ -108,8 +127,11 @@ mod tests {
             "UPDATE t SET uuid = 1",
             "INSERT INTO t VALUES (1) /* UUID() */",
         ];
-        for sql in safe {
-            assert_eq!(unsafe_reason(sql), None, "{sql} is safe");
+        for sql in safe.iter().chain(&[
+            "INSERT INTO t VALUES ('my_udf(1)')",
+            "UPDATE my_udf SET a = 1",
+        ]) {
+            assert_eq!(unsafe_reason(sql, &udfs), None, "{sql} is safe");
         }
     }
 }

@@ -60,8 +60,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             ));
             return Ok(());
         }
+        // A stored function's body runs only where it is called, and calls are checked.
+        let defines_function = class == StatementClass::Ddl
+            && upper.starts_with("CREATE")
+            && upper.split_whitespace().take(6).any(|w| w == "FUNCTION");
         if matches!(class, StatementClass::Write | StatementClass::Ddl)
-            && let Some(reason) = unsafe_reason(text)
+            && !defines_function
+            && let Some(reason) = self.unsafe_reason(text, master).await
         {
             info!(user = %self.login.user, %reason, "refused unsafe statement");
             self.replies.error(&ErrorReply::new(
@@ -212,6 +217,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if !self.execute(sql).await? {
             return Ok(());
         }
+        master.functions_changed();
         let (sql_mode, charset) = context;
         let change = Change {
             sql_mode,
@@ -239,6 +245,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
         }
         Ok(())
+    }
+
+    /// Why `text` would replay differently on a slave, if it would.
+    async fn unsafe_reason(&mut self, text: &str, master: &Arc<Master>) -> Option<String> {
+        let functions = match self.conn.as_mut() {
+            Some(conn) => master.user_functions(conn).await,
+            None => match self.node.backend.acquire(false).await {
+                Ok(mut conn) => master.user_functions(&mut conn).await,
+                Err(_) => Default::default(),
+            },
+        };
+        unsafe_reason(text, &functions)
     }
 
     /// `@@sql_mode` and `@@character_set_client` of this session, for deterministic replay.

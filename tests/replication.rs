@@ -109,6 +109,15 @@ async fn a_late_slave_catches_up_from_the_start() {
         })
         .expect("status");
     assert_eq!(rows[0].1, "master");
+    // Clients may read the bookkeeping, never change it.
+    let (code, _, message) =
+        common::expect_error(&mut admin, "UPDATE myrelay.applied SET lsn = 0").await;
+    assert_eq!(code, 1044, "{message}");
+    let lsn: Option<u64> = admin
+        .query_first("SELECT lsn FROM myrelay.applied")
+        .await
+        .expect("read bookkeeping");
+    assert_eq!(lsn, Some(cluster.master_lsn()));
     assert_eq!(
         rows[1],
         (

@@ -213,6 +213,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             user: &self.login.user,
             user_role: self.login.role,
             forward_writes: self.node.replica.is_some(),
+            current_db: self.db.as_deref(),
         }
     }
 

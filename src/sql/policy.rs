@@ -33,12 +33,38 @@ pub struct Context<'a> {
     pub user_role: UserRole,
     /// A slave that follows a master sends writes there instead of refusing them.
     pub forward_writes: bool,
+    /// The session's current database (unqualified tables live there).
+    pub current_db: Option<&'a str>,
+}
+
+/// The database where a node keeps its replication bookkeeping; clients may read it only.
+pub const BOOKKEEPING_DB: &str = "myrelay";
+
+/// True when `stmt` names the bookkeeping database, or runs inside it.
+fn touches_bookkeeping(ctx: &Context<'_>, stmt: &Statement) -> bool {
+    let named = |name: &str| name.eq_ignore_ascii_case(BOOKKEEPING_DB);
+    stmt.databases.iter().any(|d| named(d))
+        || stmt.tables.iter().any(|t| {
+            t.split_once('.')
+                .map(|(db, _)| named(db.trim_matches('`')))
+                .unwrap_or_else(|| ctx.current_db.is_some_and(named))
+        })
 }
 
 /// Decides what happens to `stmt` (the decisive statement of a packet) in context `ctx`.
 pub fn decide(ctx: &Context<'_>, stmt: &Statement) -> Decision {
     use StatementClass::*;
     let verb = stmt.verb.as_str();
+    if matches!(stmt.class, Write | Ddl | Admin) && touches_bookkeeping(ctx, stmt) {
+        return Decision::Refuse(ErrorReply::new(
+            1044,
+            "42000",
+            format!(
+                "Access denied for user '{}' to database '{BOOKKEEPING_DB}': it holds the node's replication bookkeeping ({verb} refused)",
+                ctx.user
+            ),
+        ));
+    }
     match stmt.class {
         Read | Session | Transaction => Decision::Execute,
         Write => {
@@ -139,6 +165,7 @@ mod tests {
                         user: "u",
                         user_role: user,
                         forward_writes: false,
+                        current_db: None,
                     };
                     let got = match decide(&ctx, &stmt(class)) {
                         Decision::Execute => 0,
@@ -167,6 +194,47 @@ mod tests {
     }
 
     #[test]
+    fn the_bookkeeping_database_is_read_only_for_clients() {
+        let ctx = |db: Option<&'static str>| Context {
+            node: "m",
+            node_role: NodeRole::Master,
+            master: None,
+            user: "root",
+            user_role: UserRole::Admin,
+            forward_writes: false,
+            current_db: db,
+        };
+        let with = |class, tables: &[&str], dbs: &[&str]| Statement {
+            tables: tables.iter().map(|t| t.to_string()).collect(),
+            databases: dbs.iter().map(|d| d.to_string()).collect(),
+            ..stmt(class)
+        };
+        use StatementClass::*;
+        let refused = |d: Decision| matches!(d, Decision::Refuse(ref e) if e.code == 1044);
+        assert!(refused(decide(
+            &ctx(None),
+            &with(Write, &["myrelay.applied"], &["myrelay"])
+        )));
+        assert!(refused(decide(
+            &ctx(None),
+            &with(Write, &["`MyRelay`.applied"], &[])
+        )));
+        assert!(refused(decide(
+            &ctx(Some("myrelay")),
+            &with(Write, &["applied"], &[])
+        )));
+        assert!(refused(decide(&ctx(None), &with(Ddl, &[], &["myrelay"]))));
+        assert_eq!(
+            decide(&ctx(None), &with(Read, &["myrelay.applied"], &["myrelay"])),
+            Decision::Execute
+        );
+        assert_eq!(
+            decide(&ctx(Some("school")), &with(Write, &["applied"], &[])),
+            Decision::Execute
+        );
+    }
+
+    #[test]
     fn a_following_slave_forwards_writes_but_still_refuses_ddl() {
         for user in [UserRole::App, UserRole::Admin, UserRole::Readonly] {
             let ctx = Context {
@@ -176,6 +244,7 @@ mod tests {
                 user: "u",
                 user_role: user,
                 forward_writes: true,
+                current_db: None,
             };
             let write = decide(&ctx, &stmt(StatementClass::Write));
             if user == UserRole::Readonly {

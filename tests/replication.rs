@@ -288,6 +288,22 @@ async fn writes_through_a_slave_go_to_the_master_and_are_read_back_at_once() {
         .await
         .expect("count");
     assert_eq!(n, Some(21));
+    // With autocommit off, writes wait for COMMIT and a ROLLBACK undoes them.
+    app.query_drop("SET autocommit = 0")
+        .await
+        .expect("autocommit off");
+    app.query_drop("INSERT INTO t (v) VALUES ('undone')")
+        .await
+        .expect("insert");
+    app.query_drop("ROLLBACK").await.expect("rollback");
+    app.query_drop("SET autocommit = 1")
+        .await
+        .expect("autocommit on");
+    let n: Option<i64> = app
+        .query_first("SELECT COUNT(*) FROM t")
+        .await
+        .expect("count");
+    assert_eq!(n, Some(21));
     // DDL stays refused on the slave; readonly users cannot write through it.
     let (code, _, message) = common::expect_error(&mut app, "DROP TABLE t").await;
     assert_eq!(code, 1290, "{message}");

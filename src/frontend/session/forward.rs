@@ -55,9 +55,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let Some(decisive) = classified.decisive() else {
             return false;
         };
-        decide(&self.policy_context(), decisive) == Decision::Forward
-            || (decisive.class == StatementClass::Transaction
-                && matches!(decisive.verb.as_str(), "BEGIN" | "START TRANSACTION"))
+        // Statements that open a transaction move the session to the master until it ends.
+        let opens_transaction = decisive.class == StatementClass::Transaction
+            && (matches!(decisive.verb.as_str(), "BEGIN" | "START TRANSACTION")
+                || classified
+                    .statements
+                    .iter()
+                    .any(|s| s.verb == "SET" && s.class == StatementClass::Transaction));
+        decide(&self.policy_context(), decisive) == Decision::Forward || opens_transaction
     }
 
     async fn master_conn(&mut self) -> Result<(), ErrorReply> {

@@ -37,6 +37,27 @@ pub struct NodeShared {
     pub replica: Option<Arc<Replica>>,
     server_version: String,
     next_connection_id: AtomicU32,
+    started: std::time::Instant,
+    clients: std::sync::atomic::AtomicUsize,
+    questions: std::sync::atomic::AtomicU64,
+}
+
+impl NodeShared {
+    /// Counts a client command (for COM_STATISTICS).
+    pub fn count_question(&self) {
+        self.questions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The COM_STATISTICS line, in the server's format, about this node.
+    pub fn statistics(&self) -> String {
+        let uptime = self.started.elapsed().as_secs().max(1);
+        let questions = self.questions.load(Ordering::Relaxed);
+        format!(
+            "Uptime: {uptime}  Threads: {}  Questions: {questions}  Slow queries: 0  Opens: 0  Open tables: 0  Queries per second avg: {:.3}",
+            self.clients.load(Ordering::Relaxed),
+            questions as f64 / uptime as f64
+        )
+    }
 }
 
 /// A started node; dropping it does not stop it, [`NodeHandle::stop`] does.
@@ -115,6 +136,9 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         replica,
         server_version,
         next_connection_id: AtomicU32::new(1),
+        started: std::time::Instant::now(),
+        clients: Default::default(),
+        questions: Default::default(),
     });
     let task = tokio::spawn(accept_loop(listener, shared.clone(), rx).instrument(span));
     info!(%addr, node = %shared.config.name, "node listening");
@@ -208,6 +232,10 @@ async fn serve_client(socket: TcpStream, peer: SocketAddr, id: u32, shared: Arc<
         }
     };
     info!(user = %login.user, role = login.role.as_str(), "client connected");
-    let end = Session::new(shared, reader, replies, login).run().await;
+    shared.clients.fetch_add(1, Ordering::Relaxed);
+    let end = Session::new(shared.clone(), reader, replies, login)
+        .run()
+        .await;
+    shared.clients.fetch_sub(1, Ordering::Relaxed);
     info!(?end, "client disconnected");
 }

@@ -309,3 +309,54 @@ async fn session_state_never_leaks_to_the_next_client() {
         .expect("count");
     assert_eq!(n, Some(0), "uncommitted inserts were rolled back");
 }
+
+#[tokio::test]
+async fn set_option_statistics_and_reset_connection() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    // This raw client logged in without CLIENT_MULTI_STATEMENTS.
+    let mut s = raw_login(&node).await;
+    write_packet(&mut s, 0, b"\x03SELECT 1; SELECT 2").await;
+    let (_, err) = read_packet(&mut s).await.expect("reply");
+    assert_eq!((err[0], u16::from_le_bytes([err[1], err[2]])), (0xFF, 1064));
+    // COM_SET_OPTION turns multi-statements on; the server answers with an EOF packet.
+    write_packet(&mut s, 0, b"\x1b\x00\x00").await;
+    let (_, eof) = read_packet(&mut s).await.expect("eof");
+    assert_eq!(eof[0], 0xFE);
+    write_packet(&mut s, 0, b"\x03SELECT 1; SELECT 2").await;
+    let (_, count) = read_packet(&mut s).await.expect("first result");
+    assert_eq!(count, vec![1]);
+    drop(s);
+    // COM_STATISTICS: a status line about the node.
+    let mut s = raw_login(&node).await;
+    write_packet(&mut s, 0, b"\x09").await;
+    let (_, stats) = read_packet(&mut s).await.expect("statistics");
+    let stats = String::from_utf8_lossy(&stats);
+    assert!(
+        stats.starts_with("Uptime: ") && stats.contains("Questions: "),
+        "{stats}"
+    );
+    // COM_RESET_CONNECTION: variables, database and an open transaction are gone.
+    node.direct()
+        .await
+        .query_drop("CREATE DATABASE rc; CREATE TABLE rc.t (id INT)")
+        .await
+        .expect("setup");
+    let mut conn = node.connect(ADMIN).await;
+    conn.query_drop("USE rc").await.expect("use");
+    conn.query_drop("SET @kept = 1").await.expect("set");
+    conn.query_drop("BEGIN").await.expect("begin");
+    conn.query_drop("INSERT INTO t VALUES (1)")
+        .await
+        .expect("insert");
+    conn.reset().await.expect("COM_RESET_CONNECTION");
+    let state: Option<(Option<String>, Option<i64>)> = conn
+        .query_first("SELECT DATABASE(), @kept")
+        .await
+        .expect("state");
+    assert_eq!(state, Some((None, None)));
+    let n: Option<i64> = conn
+        .query_first("SELECT COUNT(*) FROM rc.t")
+        .await
+        .expect("count");
+    assert_eq!(n, Some(0), "the open transaction was rolled back");
+}

@@ -27,7 +27,10 @@ mod com {
     pub const QUIT: u8 = 0x01;
     pub const INIT_DB: u8 = 0x02;
     pub const QUERY: u8 = 0x03;
+    pub const STATISTICS: u8 = 0x09;
     pub const PING: u8 = 0x0e;
+    pub const SET_OPTION: u8 = 0x1b;
+    pub const RESET_CONNECTION: u8 = 0x1f;
 }
 
 /// The collation mysql_async's handshake sets on backend connections (utf8mb4_general_ci).
@@ -136,6 +139,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 Err(PacketError::Io(_)) => return End::ClientGone,
                 Err(e) => return End::Protocol(e),
             };
+            self.node.count_question();
             self.reply_seq = seq.wrapping_add(1);
             self.replies.out.set_seq(self.reply_seq);
             let Some((&command, body)) = packet.split_first() else {
@@ -163,6 +167,33 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     status: self.status,
                     ..OkInfo::default()
                 }),
+                com::STATISTICS => {
+                    let stats = self.node.statistics();
+                    self.replies
+                        .out
+                        .packet(|b| b.extend_from_slice(stats.as_bytes()));
+                }
+                com::SET_OPTION => match body {
+                    // MYSQL_OPTION_MULTI_STATEMENTS_ON / _OFF; the server answers with an EOF.
+                    [0, 0] | [1, 0] => {
+                        let mut caps = self.replies.caps();
+                        caps.set(CapabilityFlags::CLIENT_MULTI_STATEMENTS, body[0] == 0);
+                        self.replies.set_caps(caps);
+                        self.replies.end_of_rows(0, self.status);
+                    }
+                    _ => self.replies.error(&ErrorReply::new(
+                        1047,
+                        "08S01",
+                        "Unknown COM_SET_OPTION value",
+                    )),
+                },
+                com::RESET_CONNECTION => {
+                    self.reset();
+                    self.replies.ok(&OkInfo {
+                        status: self.status,
+                        ..OkInfo::default()
+                    });
+                }
                 other => self.replies.error(&ErrorReply::new(
                     1047,
                     "08S01",
@@ -173,6 +204,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 return End::ClientGone;
             }
         }
+    }
+
+    /// COM_RESET_CONNECTION: the session starts over as if just logged in. Its backend
+    /// connection goes back to the pool (which resets it) and an open transaction is rolled back
+    /// there, so nothing of it is logged or forwarded.
+    fn reset(&mut self) {
+        self.conn = None;
+        self.forward = None;
+        self.pending.clear();
+        self.db = None;
+        self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits();
     }
 
     /// COM_QUERY: classify, decide, relay.

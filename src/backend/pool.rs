@@ -48,6 +48,8 @@ impl Backend {
                 .user(Some(config.backend_user.clone()))
                 .pass(Some(config.backend_password.clone()))
                 .prefer_socket(false)
+                // Each client's prepared statements are its own: no driver-side sharing.
+                .stmt_cache_size(0)
                 .client_found_rows(found_rows)
                 .pool_opts(
                     PoolOpts::default()

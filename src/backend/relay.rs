@@ -7,8 +7,9 @@
 
 use std::sync::Arc;
 
+use mysql_async::prelude::Protocol;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, QueryResult, TextProtocol};
+use mysql_async::{BinaryProtocol, Conn, Params, QueryResult, Statement, TextProtocol};
 use mysql_common::constants::StatusFlags;
 use mysql_common::packets::OkPacket;
 use tokio::io::AsyncWrite;
@@ -49,33 +50,69 @@ fn ok_info(ok: Option<&OkPacket<'_>>) -> OkInfo {
 /// Moves to the result set the connection is positioned on: its columns (empty for an OK packet),
 /// or `None` when all sets are read. The driver defers a later statement's error until asked, so
 /// this asks: the error surfaces here, after the previous set was relayed in full.
-async fn next_set(conn: &mut Conn) -> mysql_async::Result<Option<Arc<[mysql_async::Column]>>> {
-    let mut result = QueryResult::<TextProtocol>::new(&mut *conn);
+async fn next_set<P: Protocol>(
+    conn: &mut Conn,
+) -> mysql_async::Result<Option<Arc<[mysql_async::Column]>>> {
+    let mut result = QueryResult::<P>::new(&mut *conn);
     match result.columns() {
         Some(columns) => Ok(Some(columns)),
         None => result.next().await.map(|_| None),
     }
 }
 
-/// Runs `sql` on `conn` (a connection to `server`) and writes the complete reply to the client (not flushed). Returns the
-/// session status bits of the last packet relayed.
+/// Runs `sql` on `conn` (a connection to `server`) and writes the complete reply to the client
+/// (not flushed). Returns the session status bits of the last packet relayed.
 pub async fn relay_query<W: AsyncWrite + Unpin>(
     server: SocketAddr,
     conn: &mut Conn,
     sql: &[u8],
     replies: &mut Replies<W>,
-    mut status: u16,
+    status: u16,
 ) -> Result<u16, RelayError> {
-    let fail = |replies: &mut Replies<W>, err: mysql_async::Error| {
-        let failure = failure(server, err);
-        replies.error(&failure.reply);
-        RelayError::Backend(failure)
-    };
     match conn.query_iter(sql).await {
         Ok(result) => drop(result),
-        Err(e) => return Err(fail(replies, e)),
+        Err(e) => return Err(fail(server, replies, e)),
     }
-    let mut next = next_set(conn).await;
+    relay_sets::<TextProtocol, W>(server, conn, replies, status, false).await
+}
+
+/// Executes prepared `stmt` with `params` and writes the reply in the binary protocol.
+pub async fn relay_execute<W: AsyncWrite + Unpin>(
+    server: SocketAddr,
+    conn: &mut Conn,
+    stmt: &Statement,
+    params: Params,
+    replies: &mut Replies<W>,
+    status: u16,
+) -> Result<u16, RelayError> {
+    match conn.exec_iter(stmt, params).await {
+        Ok(result) => drop(result),
+        Err(e) => return Err(fail(server, replies, e)),
+    }
+    relay_sets::<BinaryProtocol, W>(server, conn, replies, status, true).await
+}
+
+fn fail<W: AsyncWrite + Unpin>(
+    server: SocketAddr,
+    replies: &mut Replies<W>,
+    err: mysql_async::Error,
+) -> RelayError {
+    let failure = failure(server, err);
+    replies.error(&failure.reply);
+    RelayError::Backend(failure)
+}
+
+/// Writes every result set the connection has pending, read as protocol `P`; rows go to the
+/// client in the binary encoding when `binary` (prepared statements), else as text.
+async fn relay_sets<P: Protocol, W: AsyncWrite + Unpin>(
+    server: SocketAddr,
+    conn: &mut Conn,
+    replies: &mut Replies<W>,
+    mut status: u16,
+    binary: bool,
+) -> Result<u16, RelayError> {
+    let fail = |replies: &mut Replies<W>, err: mysql_async::Error| fail(server, replies, err);
+    let mut next = next_set::<P>(conn).await;
     loop {
         let columns = match next {
             Ok(Some(columns)) => columns,
@@ -87,18 +124,22 @@ pub async fn relay_query<W: AsyncWrite + Unpin>(
             status = ok.status;
             replies.ok(&ok);
             // Consumes this OK so the connection moves on to the next set, if any.
-            if let Err(e) = QueryResult::<TextProtocol>::new(&mut *conn).next().await {
+            if let Err(e) = QueryResult::<P>::new(&mut *conn).next().await {
                 return Err(fail(replies, e));
             }
-            next = next_set(conn).await;
+            next = next_set::<P>(conn).await;
             continue;
         }
         replies.columns(&columns, status & SESSION_BITS);
-        let mut result = QueryResult::<TextProtocol>::new(&mut *conn);
+        let mut result = QueryResult::<P>::new(&mut *conn);
         loop {
             match result.next().await {
                 Ok(Some(row)) => {
-                    replies.text_row(&row.unwrap_raw());
+                    if binary {
+                        replies.binary_row(&columns, &row.unwrap_raw());
+                    } else {
+                        replies.text_row(&row.unwrap_raw());
+                    }
                     replies
                         .out
                         .flush_if_full()
@@ -114,7 +155,7 @@ pub async fn relay_query<W: AsyncWrite + Unpin>(
         drop(result);
         // Reading the end of the rows also read the next set's header. If that set is an OK
         // packet, it has replaced the terminator's; the terminator's warning count is then lost.
-        next = next_set(conn).await;
+        next = next_set::<P>(conn).await;
         let more = !matches!(next, Ok(None));
         let next_is_ok = matches!(&next, Ok(Some(c)) if c.is_empty());
         let end = ok_info(conn.last_ok_packet());

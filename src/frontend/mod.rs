@@ -3,5 +3,6 @@
 
 pub mod handshake;
 pub mod packet;
+pub mod prepared;
 pub mod reply;
 pub mod session;

@@ -4,7 +4,7 @@
 //! backend's decoded [`Column`] field by field, so every field (schema, org_table, charset,
 //! length, flags, decimals…) reaches the client as the backend sent it.
 
-use mysql_common::constants::{CapabilityFlags, StatusFlags};
+use mysql_common::constants::{CapabilityFlags, ColumnType, StatusFlags};
 use mysql_common::io::WriteMysqlExt;
 use mysql_common::packets::{Column, ErrPacket, ServerError, SqlState};
 use mysql_common::proto::MySerialize;
@@ -192,6 +192,57 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
         });
     }
 
+    /// Queues COM_STMT_PREPARE's answer: the statement id, then parameter and column
+    /// definitions as the backend described them.
+    pub fn prepare_ok(
+        &mut self,
+        id: u32,
+        params: &[Column],
+        columns: &[Column],
+        warnings: u16,
+        status: u16,
+    ) {
+        self.out.packet(|b| {
+            b.push(0x00);
+            b.extend_from_slice(&id.to_le_bytes());
+            b.extend_from_slice(&(columns.len() as u16).to_le_bytes());
+            b.extend_from_slice(&(params.len() as u16).to_le_bytes());
+            b.push(0);
+            b.extend_from_slice(&warnings.to_le_bytes());
+        });
+        for defs in [params, columns] {
+            if defs.is_empty() {
+                continue;
+            }
+            for column in defs {
+                self.out.packet(|b| column_definition(b, column));
+            }
+            if !self.deprecate_eof() {
+                self.eof(0, status);
+            }
+        }
+    }
+
+    /// Queues one binary-protocol row, each value encoded for its column's type.
+    pub fn binary_row(&mut self, columns: &[Column], values: &[Option<Value>]) {
+        self.out.packet(|b| {
+            b.push(0x00);
+            // NULL bitmap with the binary row's offset of 2 bits.
+            let start = b.len();
+            b.resize(start + (values.len() + 7 + 2) / 8, 0);
+            for (i, v) in values.iter().enumerate() {
+                if matches!(v, None | Some(Value::NULL)) {
+                    b[start + (i + 2) / 8] |= 1 << ((i + 2) % 8);
+                }
+            }
+            for (column, value) in columns.iter().zip(values) {
+                if let Some(value) = value {
+                    binary_value(b, column.column_type(), value);
+                }
+            }
+        });
+    }
+
     /// Queues the end of a result set's rows.
     pub fn end_of_rows(&mut self, warnings: u16, status: u16) {
         if self.deprecate_eof() {
@@ -215,6 +266,32 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
             b.extend_from_slice(&warnings.to_le_bytes());
             b.extend_from_slice(&status.to_le_bytes());
         });
+    }
+}
+
+/// Encodes one non-NULL binary-protocol value with the width its column type demands (the
+/// decoded `Value` widens integers to 64 bits; the wire does not).
+fn binary_value(b: &mut Vec<u8>, ty: ColumnType, value: &Value) {
+    use ColumnType::*;
+    let int = |v: &Value| match v {
+        Value::Int(i) => *i as u64,
+        Value::UInt(u) => *u,
+        _ => 0,
+    };
+    match (ty, value) {
+        (_, Value::NULL) => {}
+        (MYSQL_TYPE_TINY, v) => b.push(int(v) as u8),
+        (MYSQL_TYPE_SHORT | MYSQL_TYPE_YEAR, v) => {
+            b.extend_from_slice(&(int(v) as u16).to_le_bytes())
+        }
+        (MYSQL_TYPE_LONG | MYSQL_TYPE_INT24, v) => {
+            b.extend_from_slice(&(int(v) as u32).to_le_bytes())
+        }
+        (MYSQL_TYPE_LONGLONG, v) => b.extend_from_slice(&int(v).to_le_bytes()),
+        (_, Value::Float(f)) => b.extend_from_slice(&f.to_le_bytes()),
+        (_, Value::Double(d)) => b.extend_from_slice(&d.to_le_bytes()),
+        // Dates, times and strings are encoded by mysql_common exactly as the wire wants them.
+        (_, v) => v.serialize(b),
     }
 }
 

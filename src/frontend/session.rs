@@ -30,6 +30,11 @@ mod com {
     pub const STATISTICS: u8 = 0x09;
     pub const PING: u8 = 0x0e;
     pub const SET_OPTION: u8 = 0x1b;
+    pub const STMT_PREPARE: u8 = 0x16;
+    pub const STMT_EXECUTE: u8 = 0x17;
+    pub const STMT_SEND_LONG_DATA: u8 = 0x18;
+    pub const STMT_CLOSE: u8 = 0x19;
+    pub const STMT_RESET: u8 = 0x1a;
     pub const RESET_CONNECTION: u8 = 0x1f;
 }
 
@@ -38,6 +43,7 @@ const BACKEND_COLLATION: u8 = 45;
 
 mod forward;
 mod replicated;
+mod statements;
 mod status;
 
 use status::is_status_query;
@@ -68,6 +74,10 @@ pub struct Session<R, W> {
     reply_seq: u8,
     /// A slave's connection to the master node for forwarded writes, and its status bits.
     forward: Option<forward::Forward>,
+    /// Prepared statements of this client.
+    statements: statements::Statements,
+    /// Counts backend connections this session has had; a prepared statement belongs to one.
+    conn_epoch: u64,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
@@ -89,6 +99,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             pending: Vec::new(),
             reply_seq: 1,
             forward: None,
+            statements: Default::default(),
+            conn_epoch: 0,
         }
     }
 
@@ -187,6 +199,25 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                         "Unknown COM_SET_OPTION value",
                     )),
                 },
+                com::STMT_PREPARE => {
+                    if let Err(end) = self.prepare(body).await {
+                        return end;
+                    }
+                }
+                com::STMT_EXECUTE => {
+                    if let Err(end) = self.execute_statement(body).await {
+                        return end;
+                    }
+                }
+                com::STMT_SEND_LONG_DATA => {
+                    self.send_long_data(body);
+                    continue; // no reply
+                }
+                com::STMT_CLOSE => {
+                    self.close_statement(body).await;
+                    continue; // no reply
+                }
+                com::STMT_RESET => self.reset_statement(body),
                 com::RESET_CONNECTION => {
                     self.reset();
                     self.replies.ok(&OkInfo {
@@ -213,6 +244,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         self.conn = None;
         self.forward = None;
         self.pending.clear();
+        self.statements.clear();
         self.db = None;
         self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits();
     }
@@ -309,31 +341,34 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if !self.conn_or_reply().await {
             return Ok(false);
         }
-        let Session {
-            node,
-            reader,
-            replies,
-            conn,
-            status,
-            ..
-        } = self;
-        let Some(backend_conn) = conn.as_mut() else {
+        let Some(conn) = self.conn.as_mut() else {
             return Ok(false);
         };
-        let connection_id = backend_conn.id();
+        let connection_id = conn.id();
+        let server = self.node.backend.addr();
         let outcome = tokio::select! {
-            r = relay_query(node.backend.addr(), backend_conn, sql, replies, *status) => Some(r),
-            () = reader.closed() => None,
+            r = relay_query(server, conn, sql, &mut self.replies, self.status) => Some(r),
+            () = self.reader.closed() => None,
         };
+        self.finish(outcome, connection_id).await
+    }
+
+    /// Settles a relayed statement: new status, a lost backend connection dropped, or a client
+    /// that left mid-reply (`None`) with its backend connection killed. Ok(true) on success.
+    async fn finish(
+        &mut self,
+        outcome: Option<Result<u16, RelayError>>,
+        connection_id: u32,
+    ) -> Result<bool, End> {
         match outcome {
-            Some(Ok(new_status)) => {
-                *status = new_status;
+            Some(Ok(status)) => {
+                self.status = status;
                 Ok(true)
             }
             Some(Err(RelayError::Backend(failure))) => {
                 if failure.broken {
                     warn!(error = %failure.reply, "backend connection lost");
-                    *conn = None;
+                    self.conn = None;
                 }
                 Ok(false)
             }
@@ -343,8 +378,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     connection_id,
                     "client left mid-statement; killing its backend query"
                 );
-                let abandoned = conn.take();
-                node.backend.kill(connection_id).await;
+                let abandoned = self.conn.take();
+                self.node.backend.kill(connection_id).await;
                 drop(abandoned);
                 Err(End::ClientGone)
             }
@@ -386,6 +421,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             self.db = None;
         }
         self.conn = Some(conn);
+        self.conn_epoch += 1;
         Ok(())
     }
 

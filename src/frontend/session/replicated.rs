@@ -260,7 +260,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     }
 
     /// `@@sql_mode` and `@@character_set_client` of this session, for deterministic replay.
-    async fn session_context(&mut self) -> (String, String) {
+    pub(super) async fn session_context(&mut self) -> (String, String) {
         let Some(conn) = self.conn.as_mut() else {
             return (String::new(), "utf8mb4".into());
         };

@@ -1,0 +1,186 @@
+//! Prepared statements through a node equal prepared statements against the backend, and
+//! prepared writes go through the policy, the replication log (with their bound values) and
+//! forwarding like any other write.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ADMIN, APP, Cluster, READER, TestNode, fingerprint};
+use myrelay::config::NodeRole;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Column, Conn, Params, Row, Value};
+
+async fn exec_result(
+    conn: &mut Conn,
+    sql: &str,
+    params: Params,
+) -> (Vec<Column>, Vec<Vec<Option<Value>>>) {
+    let mut result = conn.exec_iter(sql, params).await.expect("exec");
+    let columns = result.columns().map(|c| c.to_vec()).unwrap_or_default();
+    let rows: Vec<Row> = result.collect().await.expect("rows");
+    (columns, rows.into_iter().map(Row::unwrap_raw).collect())
+}
+
+fn params() -> Params {
+    Params::Positional(vec![
+        Value::Int(-42),
+        Value::UInt(u64::MAX),
+        Value::Double(std::f64::consts::PI),
+        Value::Float(1.5),
+        Value::Bytes("héllo 😀".as_bytes().to_vec()),
+        Value::Bytes(vec![0, 0xFF, 0x27, 0x5C]),
+        Value::NULL,
+        Value::Date(2024, 2, 29, 13, 14, 15, 123456),
+        Value::Time(true, 1, 2, 3, 4, 500000),
+    ])
+}
+
+const TYPES: &str = r#"CREATE DATABASE ps;
+CREATE TABLE ps.types (id INT AUTO_INCREMENT PRIMARY KEY, ti TINYINT, si SMALLINT UNSIGNED,
+  mi MEDIUMINT, i INT, bu BIGINT UNSIGNED, de DECIMAL(20,6), f FLOAT, d DOUBLE, bi BIT(8),
+  vc VARCHAR(50) CHARACTER SET utf8mb4, vb VARBINARY(16), bl BLOB, e ENUM('a','b'), dt DATE,
+  tm TIME(3), dtm DATETIME(6), ts TIMESTAMP(6) NULL, y YEAR, j JSON);
+INSERT INTO ps.types VALUES (NULL, -128, 65535, -8388608, -2147483648, 18446744073709551615,
+  -12345678901234.123456, 1.5, 2.5e-300, b'10100101', 'héllo 😀', 0x00FF00, 0x0001FF, 'b',
+  '2024-02-29', '-838:59:59.000', '2024-01-02 03:04:05.123456', '2024-01-02 03:04:05.654321',
+  2024, '{"a": [1, null]}');
+INSERT INTO ps.types (id) VALUES (NULL)"#;
+
+#[tokio::test]
+async fn prepared_results_and_parameters_equal_the_backend() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    let mut direct = node.direct().await;
+    for stmt in TYPES.split(";\n") {
+        direct.query_drop(stmt).await.expect("setup");
+    }
+    let mut conn = node.connect(ADMIN).await;
+    for (sql, p) in [
+        (
+            "SELECT * FROM ps.types WHERE id >= ? ORDER BY id",
+            Params::Positional(vec![Value::Int(1)]),
+        ),
+        ("SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?", params()),
+        ("SELECT COUNT(*) FROM ps.types", Params::Empty),
+    ] {
+        let want = exec_result(&mut direct, sql, p.clone()).await;
+        let got = exec_result(&mut conn, sql, p).await;
+        assert!(!want.1.is_empty());
+        assert_eq!(got.0, want.0, "column definitions of {sql}");
+        assert_eq!(got.1, want.1, "values of {sql}");
+    }
+    // Errors pass through; the session goes on.
+    let err = conn
+        .exec_drop("SELECT * FROM ps.nope WHERE id = ?", (1,))
+        .await
+        .expect_err("1146");
+    assert!(err.to_string().contains("1146"), "{err}");
+    let v: Option<i64> = conn.exec_first("SELECT ? + 1", (41,)).await.expect("works");
+    assert_eq!(v, Some(42));
+    // Statements are closed and prepared again without trouble.
+    for i in 0..50 {
+        let stmt = conn.prep("SELECT ? * 2").await.expect("prep");
+        let v: Option<i64> = conn.exec_first(&stmt, (i,)).await.expect("exec");
+        assert_eq!(v, Some(i * 2));
+        conn.close(stmt).await.expect("close");
+    }
+}
+
+#[tokio::test]
+async fn prepared_statements_obey_the_policy() {
+    let node = TestNode::start("s1", NodeRole::Slave).await;
+    let mut admin = node.connect(ADMIN).await;
+    let err = admin
+        .prep("DROP TABLE t")
+        .await
+        .expect_err("DDL on a slave");
+    assert!(err.to_string().contains("1290"), "{err}");
+    let mut reader = node.connect(READER).await;
+    let err = reader
+        .prep("INSERT INTO t VALUES (?)")
+        .await
+        .expect_err("readonly write");
+    assert!(err.to_string().contains("1142"), "{err}");
+    let v: Option<i64> = reader
+        .exec_first("SELECT ?", (7,))
+        .await
+        .expect("reads are fine");
+    assert_eq!(v, Some(7));
+}
+
+#[tokio::test]
+async fn prepared_writes_replicate_with_their_values_and_forward_from_slaves() {
+    let cluster = Cluster::start(1).await;
+    let mut admin = cluster.master.connect(ADMIN).await;
+    admin.query_drop("CREATE DATABASE pw").await.expect("db");
+    admin
+        .query_drop(
+            "CREATE TABLE pw.t (id INT AUTO_INCREMENT PRIMARY KEY, s VARCHAR(40) CHARACTER SET utf8mb4, \
+             b VARBINARY(8), d DOUBLE, f FLOAT, at DATETIME(6), n INT)",
+        )
+        .await
+        .expect("table");
+    let insert = "INSERT INTO pw.t (s, b, d, f, at, n) VALUES (?, ?, ?, ?, ?, ?)";
+    let rows = [
+        (
+            "it's 😀 \\ \"q\"",
+            vec![0u8, 0xFF, b'\'', b'\\'],
+            0.1f64,
+            0.1f32,
+            Value::Date(2024, 1, 2, 3, 4, 5, 6),
+            Value::NULL,
+        ),
+        ("plain", vec![], -1e300, 3.5, Value::NULL, Value::Int(-5)),
+    ];
+    for (s, b, d, f, at, n) in rows {
+        let p = Params::Positional(vec![
+            Value::Bytes(s.as_bytes().to_vec()),
+            Value::Bytes(b),
+            Value::Double(d),
+            Value::Float(f),
+            at,
+            n,
+        ]);
+        admin.exec_drop(insert, p).await.expect("prepared insert");
+    }
+    assert_eq!(admin.last_insert_id(), Some(2));
+    admin
+        .exec_drop("UPDATE pw.t SET n = ? WHERE id = ?", (99, 1))
+        .await
+        .expect("prepared update");
+    assert_eq!(admin.affected_rows(), 1);
+    // A prepared write through the slave goes to the master and is read back at once.
+    let slave = &cluster.slaves[0];
+    let mut app = slave.connect(APP).await;
+    app.exec_drop(
+        insert,
+        ("from slave", vec![1u8, 2], 2.0, 2.0f32, Value::NULL, 3),
+    )
+    .await
+    .expect("forwarded prepared insert");
+    let s: Option<String> = app
+        .exec_first("SELECT s FROM pw.t WHERE n = ?", (3,))
+        .await
+        .expect("read back");
+    assert_eq!(s.as_deref(), Some("from slave"));
+    cluster.converge(Duration::from_secs(20)).await;
+    assert_eq!(
+        fingerprint(slave, "pw").await,
+        fingerprint(&cluster.master, "pw").await
+    );
+    let master_rows: Vec<Row> = cluster
+        .master
+        .direct()
+        .await
+        .query("SELECT * FROM pw.t ORDER BY id")
+        .await
+        .expect("rows");
+    let slave_rows: Vec<Row> = slave
+        .direct()
+        .await
+        .query("SELECT * FROM pw.t ORDER BY id")
+        .await
+        .expect("rows");
+    let raw = |rows: Vec<Row>| rows.into_iter().map(Row::unwrap_raw).collect::<Vec<_>>();
+    assert_eq!(raw(slave_rows), raw(master_rows));
+}

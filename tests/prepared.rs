@@ -184,3 +184,39 @@ async fn prepared_writes_replicate_with_their_values_and_forward_from_slaves() {
     let raw = |rows: Vec<Row>| rows.into_iter().map(Row::unwrap_raw).collect::<Vec<_>>();
     assert_eq!(raw(slave_rows), raw(master_rows));
 }
+
+#[tokio::test]
+async fn prepared_metadata_follows_alter_table() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    let mut conn = node.connect(ADMIN).await;
+    conn.query_drop(
+        "CREATE DATABASE al; CREATE TABLE al.t (id INT PRIMARY KEY); INSERT INTO al.t VALUES (1)",
+    )
+    .await
+    .expect("setup");
+    let stmt = conn
+        .prep("SELECT * FROM al.t WHERE id = ?")
+        .await
+        .expect("prep");
+    let before = exec_result(
+        &mut conn,
+        "SELECT * FROM al.t WHERE id = ?",
+        Params::Positional(vec![Value::Int(1)]),
+    )
+    .await;
+    assert_eq!(before.0.len(), 1);
+    conn.query_drop("ALTER TABLE al.t ADD COLUMN extra VARCHAR(10) DEFAULT 'new'")
+        .await
+        .expect("alter");
+    let mut result = conn.exec_iter(&stmt, (1,)).await.expect("exec after alter");
+    let columns: Vec<String> = result
+        .columns()
+        .map(|c| c.iter().map(|c| c.name_str().into_owned()).collect())
+        .unwrap_or_default();
+    let rows: Vec<Row> = result.collect().await.expect("rows");
+    assert_eq!(columns, vec!["id", "extra"]);
+    assert_eq!(
+        rows[0].clone().unwrap_raw()[1],
+        Some(Value::Bytes(b"new".to_vec()))
+    );
+}

@@ -286,13 +286,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
             return Ok(());
         }
-        let (sql_mode, charset) = self.session_context().await;
-        let change = Change {
-            sql_mode,
-            charset,
-            ddl: false,
-            statements: std::mem::take(&mut self.pending),
-        };
+        let change = self.take_pending().await;
         let turn = master.turn().await;
         if let Err(e) = master.ensure_recovered(&self.node.backend).await {
             self.rollback_withdrawn(ErrorReply::new(1180, "HY000", e))
@@ -331,16 +325,21 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     /// The backend committed pending writes on its own (an implicit commit we did not foresee).
     async fn log_committed(&mut self, master: &Arc<Master>) {
+        let change = self.take_pending().await;
+        let turn = master.turn().await;
+        if let Err(e) = master.log(&turn, &change).await {
+            error!(error = %e, "committed change could not be logged: slaves will miss it");
+        }
+    }
+
+    /// The pending writes as one change, with this session's context.
+    async fn take_pending(&mut self) -> Change {
         let (sql_mode, charset) = self.session_context().await;
-        let change = Change {
+        Change {
             sql_mode,
             charset,
             ddl: false,
             statements: std::mem::take(&mut self.pending),
-        };
-        let turn = master.turn().await;
-        if let Err(e) = master.log(&turn, &change).await {
-            error!(error = %e, "committed change could not be logged: slaves will miss it");
         }
     }
 

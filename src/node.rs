@@ -93,6 +93,8 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
     let addr = listener.local_addr()?;
     let backend = Backend::new(&config);
     let (shutdown, rx) = watch::channel(false);
+    // Every task of the node runs in this span, so each log line names the node and its role.
+    let span = info_span!("node", node = %config.name, role = config.role.as_str());
     let mut master = None;
     let mut replica = None;
     let mut replication_addr = None;
@@ -109,14 +111,14 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
                 if let Some(listen) = repl.listen {
                     let l = TcpListener::bind(listen).await?;
                     replication_addr = Some(l.local_addr()?);
-                    tokio::spawn(m.clone().serve(l, rx.clone()));
+                    tokio::spawn(m.clone().serve(l, rx.clone()).instrument(span.clone()));
                 }
                 master = Some(m);
             }
             NodeRole::Slave => {
                 if let Some(master_addr) = repl.master {
                     let r = Replica::new(&config.name, master_addr, &repl.secret, backend.pool());
-                    tokio::spawn(r.clone().run(rx.clone()));
+                    tokio::spawn(r.clone().run(rx.clone()).instrument(span.clone()));
                     replica = Some(r);
                 }
             }
@@ -128,7 +130,6 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         Some(v) => v,
         None => FALLBACK_VERSION.to_string(),
     };
-    let span = info_span!("node", node = %config.name, role = config.role.as_str());
     let shared = Arc::new(NodeShared {
         config,
         backend,

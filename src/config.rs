@@ -99,6 +99,8 @@ pub struct User {
     pub password: String,
     /// Networks from which an `admin` keeps admin rights; elsewhere it acts as `app`. Empty: anywhere.
     pub admin_from: Vec<IpNet>,
+    /// This user may only log in over TLS.
+    pub require_tls: bool,
 }
 
 impl User {
@@ -151,6 +153,17 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// Replication settings; `None` runs the node standalone.
     pub replication: Option<Replication>,
+    /// TLS on the client port: certificate chain and private key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where a node's TLS certificate chain and key are.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 /// How a node takes part in replication.
@@ -175,8 +188,16 @@ struct RawFile {
     #[serde(default)]
     limits: RawLimits,
     replication: Option<RawReplication>,
+    tls: Option<RawTls>,
     #[serde(default)]
     users: Vec<RawUser>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -214,6 +235,8 @@ struct RawUser {
     password_env: String,
     #[serde(default)]
     admin_from: Vec<String>,
+    #[serde(default)]
+    require_tls: bool,
 }
 
 /// Source of secrets; the process environment in production, a map in tests.
@@ -321,11 +344,18 @@ impl NodeConfig {
                     )
                 })?);
             }
+            if u.require_tls && raw.tls.is_none() {
+                return Err(invalid(
+                    &key("require_tls"),
+                    "needs a [tls] section with cert and key".into(),
+                ));
+            }
             let user = User {
                 name: u.name.clone(),
                 role: u.role,
                 password,
                 admin_from,
+                require_tls: u.require_tls,
             };
             if users.insert(u.name.clone(), user).is_some() {
                 return Err(invalid(
@@ -418,6 +448,10 @@ impl NodeConfig {
             users,
             limits,
             replication,
+            tls: raw.tls.map(|t| TlsFiles {
+                cert: t.cert,
+                key: t.key,
+            }),
         })
     }
 }

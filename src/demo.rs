@@ -95,6 +95,7 @@ fn demo_users(db_user: &str, db_pass: &str) -> BTreeMap<String, User> {
                 role,
                 password,
                 admin_from: Vec::new(),
+                require_tls: false,
             },
         );
     };
@@ -180,6 +181,7 @@ impl Demo {
                     fsync: true,
                     secret: secret.clone(),
                 }),
+                tls: None,
             };
             let handle = node::start(config)
                 .await

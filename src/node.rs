@@ -15,7 +15,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::backend::pool::Backend;
 use crate::config::{NodeConfig, NodeRole};
-use crate::frontend::handshake::{HandshakeError, handshake};
+use crate::frontend::handshake::{HandshakeError, Offer, authenticate, is_ssl_request};
 use crate::frontend::packet::{PacketReader, PacketWriter};
 use crate::frontend::reply::{ErrorReply, Replies};
 use crate::frontend::session::Session;
@@ -35,6 +35,8 @@ pub struct NodeShared {
     pub master: Option<Arc<Master>>,
     /// The log follower, on a replicating slave.
     pub replica: Option<Arc<Replica>>,
+    /// TLS on the client port, when configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     server_version: String,
     next_connection_id: AtomicU32,
     started: std::time::Instant,
@@ -130,11 +132,16 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         Some(v) => v,
         None => FALLBACK_VERSION.to_string(),
     };
+    let tls = match &config.tls {
+        Some(files) => Some(crate::frontend::tls::acceptor(files).map_err(std::io::Error::other)?),
+        None => None,
+    };
     let shared = Arc::new(NodeShared {
         config,
         backend,
         master,
         replica,
+        tls,
         server_version,
         next_connection_id: AtomicU32::new(1),
         started: std::time::Instant::now(),
@@ -208,16 +215,94 @@ async fn refuse_client(socket: TcpStream, shared: &NodeShared) {
     let _ = replies.out.shutdown().await;
 }
 
-async fn serve_client(socket: TcpStream, peer: SocketAddr, id: u32, shared: Arc<NodeShared>) {
-    let (read, write) = socket.into_split();
-    let mut reader = PacketReader::new(read, shared.config.limits.max_allowed_packet);
-    let mut replies = Replies::new(PacketWriter::new(write), Default::default());
-    let login = match handshake(
+/// Largest first packet of a connection (SSLRequest or handshake response) the node reads.
+const MAX_HANDSHAKE: usize = 64 * 1024;
+
+/// Reads exactly one packet from the raw socket: a client switching to TLS sends its TLS hello
+/// right behind the SSLRequest, and those bytes must stay in the socket for the TLS layer.
+async fn read_first_packet(socket: &mut TcpStream) -> std::io::Result<(Vec<u8>, u8)> {
+    use tokio::io::AsyncReadExt;
+    let mut header = [0u8; 4];
+    socket.read_exact(&mut header).await?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+    if len > MAX_HANDSHAKE {
+        return Err(std::io::Error::other(format!(
+            "first packet of {len} bytes"
+        )));
+    }
+    let mut payload = vec![0u8; len];
+    socket.read_exact(&mut payload).await?;
+    Ok((payload, header[3]))
+}
+
+async fn serve_client(mut socket: TcpStream, peer: SocketAddr, id: u32, shared: Arc<NodeShared>) {
+    let mut offer = Offer::new(shared.tls.is_some());
+    let mut greeting = PacketWriter::new(&mut socket);
+    let payload = offer.greeting(id, &shared.server_version);
+    greeting.packet(|b| b.extend_from_slice(&payload));
+    if greeting.flush().await.is_err() {
+        return;
+    }
+    let (first, seq) = match read_first_packet(&mut socket).await {
+        Ok(p) => p,
+        Err(e) => {
+            info!(error = %e, "handshake failed");
+            return;
+        }
+    };
+    let max = shared.config.limits.max_allowed_packet;
+    if !is_ssl_request(&first) {
+        let (read, write) = socket.into_split();
+        let reader = PacketReader::new(read, max);
+        let replies = Replies::new(PacketWriter::new(write), Default::default());
+        return login_and_serve(reader, replies, first, seq, offer, peer, shared).await;
+    }
+    let Some(acceptor) = shared.tls.clone() else {
+        info!("client asked for TLS, which this node does not offer");
+        return;
+    };
+    let stream = match acceptor.accept(socket).await {
+        Ok(s) => s,
+        Err(e) => {
+            info!(error = %e, "TLS handshake failed");
+            return;
+        }
+    };
+    offer.tls = true;
+    let (read, write) = tokio::io::split(stream);
+    let mut reader = PacketReader::new(read, max);
+    let replies = Replies::new(PacketWriter::new(write), Default::default());
+    let (response, seq) = match reader.read(seq.wrapping_add(1)).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return,
+        Err(e) => {
+            info!(error = %e, "handshake failed after TLS");
+            return;
+        }
+    };
+    login_and_serve(reader, replies, response, seq, offer, peer, shared).await;
+}
+
+/// Authenticates the handshake response and, once logged in, serves the session.
+async fn login_and_serve<R, W>(
+    mut reader: PacketReader<R>,
+    mut replies: Replies<W>,
+    response: Vec<u8>,
+    seq: u8,
+    offer: Offer,
+    peer: SocketAddr,
+    shared: Arc<NodeShared>,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let login = match authenticate(
         &mut reader,
         &mut replies,
+        response,
+        seq,
+        &offer,
         &shared.config.users,
-        id,
-        &shared.server_version,
         peer.ip(),
     )
     .await
@@ -232,7 +317,7 @@ async fn serve_client(socket: TcpStream, peer: SocketAddr, id: u32, shared: Arc<
             return;
         }
     };
-    info!(user = %login.user, role = login.role.as_str(), "client connected");
+    info!(user = %login.user, role = login.role.as_str(), tls = offer.tls, "client connected");
     shared.clients.fetch_add(1, Ordering::Relaxed);
     let end = Session::new(shared.clone(), reader, replies, login)
         .run()

@@ -86,42 +86,82 @@ fn new_scramble() -> [u8; 20] {
     s
 }
 
-/// Runs the connection phase on a fresh client socket. On success nothing has been sent after the
-/// auth exchange: the caller answers OK (or an error, e.g. for an unknown database).
-pub async fn handshake<R, W>(
+/// What the node offered in its greeting.
+#[derive(Debug, Clone, Copy)]
+pub struct Offer {
+    /// The scramble the client must answer.
+    pub scramble: [u8; 20],
+    /// The capabilities the node announced.
+    pub caps: CapabilityFlags,
+    /// True once the connection runs over TLS.
+    pub tls: bool,
+}
+
+impl Offer {
+    /// A fresh offer; `tls` adds CLIENT_SSL to the capabilities.
+    pub fn new(tls_available: bool) -> Offer {
+        let mut caps = server_capabilities();
+        if tls_available {
+            caps |= CapabilityFlags::CLIENT_SSL;
+        }
+        Offer {
+            scramble: new_scramble(),
+            caps,
+            tls: false,
+        }
+    }
+
+    /// The greeting's payload (protocol 10).
+    pub fn greeting(&self, connection_id: u32, server_version: &str) -> Vec<u8> {
+        let (part1, part2) = self.scramble.split_at(8);
+        let mut part1_arr = [0u8; 8];
+        part1_arr.copy_from_slice(part1);
+        let mut part2_nul = part2.to_vec();
+        part2_nul.push(0);
+        let greeting = HandshakePacket::new(
+            10,
+            server_version.as_bytes(),
+            connection_id,
+            part1_arr,
+            Some(part2_nul),
+            self.caps,
+            GREETING_COLLATION,
+            StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+            Some(NATIVE_PASSWORD),
+        );
+        let mut out = Vec::new();
+        greeting.serialize(&mut out);
+        out
+    }
+}
+
+/// True for an SSLRequest: the short first packet of a client that switches to TLS.
+pub fn is_ssl_request(payload: &[u8]) -> bool {
+    payload.len() == 32
+        && payload.get(..4).is_some_and(|c| {
+            CapabilityFlags::from_bits_retain(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .contains(CapabilityFlags::CLIENT_SSL)
+        })
+}
+
+/// Checks the client's handshake response `payload` (sequence id `seq`) against the proxy
+/// users. On success nothing has been sent after the auth exchange: the caller answers OK (or an
+/// error, e.g. for an unknown database).
+#[allow(clippy::too_many_arguments)]
+pub async fn authenticate<R, W>(
     reader: &mut PacketReader<R>,
     replies: &mut Replies<W>,
+    payload: Vec<u8>,
+    seq: u8,
+    offer: &Offer,
     users: &BTreeMap<String, User>,
-    connection_id: u32,
-    server_version: &str,
     peer: IpAddr,
 ) -> Result<Login, HandshakeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let scramble = new_scramble();
-    let (part1, part2) = scramble.split_at(8);
-    let mut part1_arr = [0u8; 8];
-    part1_arr.copy_from_slice(part1);
-    let mut part2_nul = part2.to_vec();
-    part2_nul.push(0);
-    let greeting = HandshakePacket::new(
-        10,
-        server_version.as_bytes(),
-        connection_id,
-        part1_arr,
-        Some(part2_nul),
-        server_capabilities(),
-        GREETING_COLLATION,
-        StatusFlags::SERVER_STATUS_AUTOCOMMIT,
-        Some(NATIVE_PASSWORD),
-    );
-    replies.out.set_seq(0);
-    replies.out.packet(|b| greeting.serialize(b));
-    replies.out.flush().await.map_err(PacketError::from)?;
-
-    let (payload, seq) = reader.read(1).await?.ok_or(HandshakeError::Gone)?;
+    let scramble = offer.scramble;
     if payload.len() < 32 {
         return Err(HandshakeError::Malformed(format!(
             "handshake response of {} bytes",
@@ -137,12 +177,12 @@ where
             "clients older than protocol 4.1 are not supported".into(),
         ));
     }
-    if client_caps.contains(CapabilityFlags::CLIENT_SSL) {
+    if client_caps.contains(CapabilityFlags::CLIENT_SSL) && !offer.tls {
         return Err(HandshakeError::Malformed(
-            "client asked for TLS, which this node does not offer".into(),
+            "client claims TLS but did not negotiate it".into(),
         ));
     }
-    let caps = client_caps & server_capabilities();
+    let caps = client_caps & offer.caps;
     replies.set_caps(caps);
     let client_name = response
         .connect_attributes()
@@ -178,19 +218,23 @@ where
     let granted = users
         .get(&user)
         .filter(|u| password_matches(&scramble, &u.password, &token));
-    let Some(account) = granted else {
-        let err = ErrorReply::new(
-            1045,
-            "28000",
-            format!(
-                "Access denied for user '{user}'@'{peer}' (using password: {})",
-                if token.is_empty() { "NO" } else { "YES" }
-            ),
-        );
-        replies.out.set_seq(next_seq);
-        replies.error(&err);
-        replies.out.flush().await.map_err(PacketError::from)?;
-        return Err(HandshakeError::Denied(err));
+    let account = match granted {
+        Some(u) if offer.tls || !u.require_tls => u,
+        other => {
+            let message = if other.is_some() {
+                format!("Access denied for user '{user}'@'{peer}': this user must connect over TLS")
+            } else {
+                format!(
+                    "Access denied for user '{user}'@'{peer}' (using password: {})",
+                    if token.is_empty() { "NO" } else { "YES" }
+                )
+            };
+            let err = ErrorReply::new(1045, "28000", message);
+            replies.out.set_seq(next_seq);
+            replies.error(&err);
+            replies.out.flush().await.map_err(PacketError::from)?;
+            return Err(HandshakeError::Denied(err));
+        }
     };
     Ok(Login {
         user,

@@ -6,3 +6,4 @@ pub mod packet;
 pub mod prepared;
 pub mod reply;
 pub mod session;
+pub mod tls;

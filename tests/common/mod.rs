@@ -46,6 +46,7 @@ fn user(name: &str, password: &str, role: UserRole, admin_from: &[&str]) -> (Str
                 .iter()
                 .map(|n| n.parse().expect("network"))
                 .collect(),
+            require_tls: false,
         },
     )
 }
@@ -81,6 +82,7 @@ pub fn node_config(name: &str, role: NodeRole, backend: SocketAddr) -> NodeConfi
             backend_pool_size: 50,
         },
         replication: None,
+        tls: None,
     }
 }
 

@@ -360,3 +360,48 @@ async fn set_option_statistics_and_reset_connection() {
         .expect("count");
     assert_eq!(n, Some(0), "the open transaction was rolled back");
 }
+
+#[tokio::test]
+async fn caching_sha2_password_clients_take_the_fast_path() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    for (password, accepted) in [(ADMIN.1, true), ("wrong", false)] {
+        let mut s = TcpStream::connect(node.addr()).await.expect("connect");
+        let (_, greeting) = read_packet(&mut s).await.expect("greeting");
+        let hs: HandshakePacket<'_> = ParseBuf(&greeting).parse(()).expect("greeting");
+        let token = mysql_common::scramble::scramble_sha256(&hs.nonce(), password.as_bytes())
+            .expect("token");
+        let caps = CapabilityFlags::CLIENT_PROTOCOL_41
+            | CapabilityFlags::CLIENT_SECURE_CONNECTION
+            | CapabilityFlags::CLIENT_PLUGIN_AUTH
+            | CapabilityFlags::CLIENT_LONG_PASSWORD;
+        let response = HandshakeResponse::new(
+            Some(&token[..]),
+            (8, 0, 40),
+            Some(ADMIN.0.as_bytes()),
+            None::<&[u8]>,
+            Some(AuthPlugin::CachingSha2Password),
+            caps,
+            None,
+            16 * 1024 * 1024,
+        );
+        let mut payload = Vec::new();
+        response.serialize(&mut payload);
+        write_packet(&mut s, 1, &payload).await;
+        let (seq, reply) = read_packet(&mut s).await.expect("reply");
+        if accepted {
+            assert_eq!(
+                (seq, reply.as_slice()),
+                (2, &[0x01, 0x03][..]),
+                "fast auth success"
+            );
+            let (seq, ok) = read_packet(&mut s).await.expect("ok");
+            assert_eq!((seq, ok[0]), (3, 0x00));
+            write_packet(&mut s, 0, b"\x03SELECT 1").await;
+            let (_, count) = read_packet(&mut s).await.expect("result");
+            assert_eq!(count, vec![1]);
+        } else {
+            assert_eq!(reply[0], 0xFF);
+            assert_eq!(u16::from_le_bytes([reply[1], reply[2]]), 1045);
+        }
+    }
+}

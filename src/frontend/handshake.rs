@@ -10,7 +10,7 @@ use mysql_common::constants::{CapabilityFlags, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse};
 use mysql_common::proto::MySerialize;
-use mysql_common::scramble::scramble_native;
+use mysql_common::scramble::{scramble_native, scramble_sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::packet::{PacketError, PacketReader};
@@ -196,14 +196,14 @@ where
     let collation = response.collation();
     let mut next_seq = seq.wrapping_add(1);
 
-    let uses_native = match response.auth_plugin() {
-        None | Some(AuthPlugin::MysqlNativePassword) => true,
-        Some(_) => false,
+    // The node keeps every proxy user's password, so caching_sha2_password always takes its
+    // fast path (the scramble check); other plugins are asked to use mysql_native_password.
+    let plugin = match response.auth_plugin() {
+        None | Some(AuthPlugin::MysqlNativePassword) => Plugin::Native,
+        Some(AuthPlugin::CachingSha2Password) => Plugin::CachingSha2,
+        Some(_) => Plugin::Other,
     };
-    let token: Cow<'_, [u8]> = if uses_native {
-        Cow::Borrowed(response.scramble_buf())
-    } else {
-        // Ask the client to answer our scramble with mysql_native_password instead.
+    let token: Cow<'_, [u8]> = if plugin == Plugin::Other {
         let mut data = scramble.to_vec();
         data.push(0);
         let switch = AuthSwitchRequest::new(NATIVE_PASSWORD, data);
@@ -213,11 +213,17 @@ where
         let (answer, seq) = reader.read(next_seq).await?.ok_or(HandshakeError::Gone)?;
         next_seq = seq.wrapping_add(1);
         Cow::Owned(answer)
+    } else {
+        Cow::Borrowed(response.scramble_buf())
+    };
+    let check = match plugin {
+        Plugin::CachingSha2 => sha2_password_matches,
+        _ => password_matches,
     };
 
     let granted = users
         .get(&user)
-        .filter(|u| password_matches(&scramble, &u.password, &token));
+        .filter(|u| check(&scramble, &u.password, &token));
     let account = match granted {
         Some(u) if offer.tls || !u.require_tls => u,
         other => {
@@ -236,6 +242,12 @@ where
             return Err(HandshakeError::Denied(err));
         }
     };
+    if plugin == Plugin::CachingSha2 {
+        // AuthMoreData "fast auth success"; the OK follows.
+        replies.out.set_seq(next_seq);
+        replies.out.packet(|b| b.extend_from_slice(&[0x01, 0x03]));
+        next_seq = next_seq.wrapping_add(1);
+    }
     Ok(Login {
         user,
         role: account.effective_role(peer),
@@ -246,18 +258,35 @@ where
     })
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plugin {
+    Native,
+    CachingSha2,
+    Other,
+}
+
+/// Checks a `caching_sha2_password` scramble (the fast path) in constant time.
+fn sha2_password_matches(scramble: &[u8], password: &str, token: &[u8]) -> bool {
+    match scramble_sha256(scramble, password.as_bytes()) {
+        None => token.is_empty(),
+        Some(expected) => same_bytes(&expected, token),
+    }
+}
+
+fn same_bytes(expected: &[u8], token: &[u8]) -> bool {
+    token.len() == expected.len()
+        && expected
+            .iter()
+            .zip(token)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 /// Checks a `mysql_native_password` token without leaking timing about where it differs.
 fn password_matches(scramble: &[u8], password: &str, token: &[u8]) -> bool {
     match scramble_native(scramble, password.as_bytes()) {
         None => token.is_empty(),
-        Some(expected) => {
-            token.len() == expected.len()
-                && expected
-                    .iter()
-                    .zip(token)
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        }
+        Some(expected) => same_bytes(&expected, token),
     }
 }
 
@@ -275,5 +304,8 @@ mod tests {
         assert!(!password_matches(&scramble, "secret", &token[..19]));
         assert!(password_matches(&scramble, "", b""));
         assert!(!password_matches(&scramble, "secret", b""));
+        let sha = scramble_sha256(&scramble, b"secret").expect("non-empty password");
+        assert!(sha2_password_matches(&scramble, "secret", &sha));
+        assert!(!sha2_password_matches(&scramble, "other", &sha));
     }
 }

@@ -20,6 +20,7 @@ use super::reply::{ErrorReply, OkInfo, Replies};
 use crate::backend::relay::{RelayError, relay_query, use_database};
 use crate::node::NodeShared;
 use crate::sql::classify::{Classified, classify};
+use crate::sql::local_infile::is_local_infile;
 use crate::sql::policy::{Context, Decision, decide};
 
 /// Command bytes of the client/server protocol handled here.
@@ -253,7 +254,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     async fn query(&mut self, sql: &[u8]) -> Result<(), End> {
         let text = String::from_utf8_lossy(sql);
         let classified = classify(&text);
-        if let Some(refusal) = self.refusal(&classified) {
+        if let Some(refusal) = self.refusal(&text, &classified) {
             info!(
                 user = %self.login.user,
                 class = classified.class().as_str(),
@@ -315,7 +316,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     }
 
     /// The error to answer instead of running the packet, if any.
-    fn refusal(&self, classified: &Classified) -> Option<ErrorReply> {
+    fn refusal(&self, text: &str, classified: &Classified) -> Option<ErrorReply> {
+        if is_local_infile(text) {
+            return Some(ErrorReply::new(
+                1148,
+                "42000",
+                "LOAD DATA LOCAL INFILE is not allowed through myrelay: the backend would read the file from the node, not from your client",
+            ));
+        }
         if classified.statements.len() > 1
             && !self
                 .replies

@@ -4,4 +4,5 @@ pub mod classify;
 pub mod determinism;
 pub mod keywords;
 pub mod lexer;
+pub mod local_infile;
 pub mod policy;

@@ -155,6 +155,14 @@ async fn non_admin_ddl_and_readonly_writes_are_refused_on_the_master() {
     let (code, _, _) =
         expect_error(&mut reader, "LOAD DATA INFILE '/etc/passwd' INTO TABLE r.t").await;
     assert_eq!(code, 1227);
+    // LOCAL INFILE would make the backend read a file from the node's host: refused for all.
+    let mut admin = node.connect(ADMIN).await;
+    let (code, state, message) = expect_error(
+        &mut admin,
+        "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE r.t",
+    )
+    .await;
+    assert_eq!((code, state.as_str()), (1148, "42000"), "{message}");
     let n: Option<i64> = reader
         .query_first("SELECT COUNT(*) FROM r.t")
         .await

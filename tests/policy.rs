@@ -169,3 +169,36 @@ async fn non_admin_ddl_and_readonly_writes_are_refused_on_the_master() {
         .expect("read");
     assert_eq!(n, Some(0));
 }
+
+#[tokio::test]
+async fn change_user_switches_role_and_a_wrong_password_ends_the_connection() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    node.direct()
+        .await
+        .query_drop("CREATE DATABASE cu; CREATE TABLE cu.t (id INT)")
+        .await
+        .expect("setup");
+    let mut conn = node.connect(ADMIN).await;
+    conn.query_drop("SET @before = 1").await.expect("set");
+    let to_reader = mysql_async::ChangeUserOpts::default()
+        .with_user(Some(READER.0.into()))
+        .with_pass(Some(READER.1.into()))
+        .with_db_name(Some("cu".into()));
+    conn.change_user(to_reader).await.expect("change to reader");
+    let state: Option<(Option<String>, Option<i64>)> = conn
+        .query_first("SELECT DATABASE(), @before")
+        .await
+        .expect("state");
+    assert_eq!(
+        state,
+        Some((Some("cu".into()), None)),
+        "a fresh session in the new database"
+    );
+    let (code, _, message) = expect_error(&mut conn, "INSERT INTO t VALUES (1)").await;
+    assert_eq!(code, 1142, "now a reader: {message}");
+    let wrong = mysql_async::ChangeUserOpts::default()
+        .with_user(Some(APP.0.into()))
+        .with_pass(Some("not-it".into()));
+    let err = conn.change_user(wrong).await.expect_err("wrong password");
+    assert!(err.to_string().contains("1045"), "{err}");
+}

@@ -58,6 +58,10 @@ pub struct Login {
     pub collation: u8,
     /// Sequence id for the reply that ends the handshake.
     pub next_seq: u8,
+    /// Where the client connects from (admin rights may depend on it).
+    pub peer: IpAddr,
+    /// The greeting's offer: its scramble answers COM_CHANGE_USER too; whether TLS is on.
+    pub offer: Offer,
 }
 
 /// Why the connection phase ended without a login.
@@ -161,7 +165,6 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let scramble = offer.scramble;
     if payload.len() < 32 {
         return Err(HandshakeError::Malformed(format!(
             "handshake response of {} bytes",
@@ -194,35 +197,87 @@ where
         .filter(|d| !d.is_empty())
         .map(|d| String::from_utf8_lossy(d).into_owned());
     let collation = response.collation();
-    let mut next_seq = seq.wrapping_add(1);
+    let next_seq = seq.wrapping_add(1);
 
+    let plugin = Plugin::from(response.auth_plugin());
+    let (role, next_seq) = verify(
+        reader,
+        replies,
+        Credentials {
+            user: &user,
+            plugin,
+            token: response.scramble_buf(),
+            seq: next_seq,
+        },
+        offer,
+        users,
+        peer,
+    )
+    .await?;
+    Ok(Login {
+        user,
+        role,
+        db,
+        caps,
+        collation,
+        next_seq,
+        peer,
+        offer: *offer,
+    })
+}
+
+/// What a client presented to log in.
+struct Credentials<'a> {
+    user: &'a str,
+    plugin: Plugin,
+    token: &'a [u8],
+    /// Sequence id of the next packet the node sends.
+    seq: u8,
+}
+
+/// Checks credentials against the proxy users (asking a client with an unknown plugin to switch
+/// to mysql_native_password first). On success returns the role in force and the next sequence
+/// id; on failure the client has been sent error 1045.
+async fn verify<R, W>(
+    reader: &mut PacketReader<R>,
+    replies: &mut Replies<W>,
+    creds: Credentials<'_>,
+    offer: &Offer,
+    users: &BTreeMap<String, User>,
+    peer: IpAddr,
+) -> Result<(UserRole, u8), HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let scramble = offer.scramble;
+    let Credentials {
+        user,
+        plugin,
+        token,
+        mut seq,
+    } = creds;
     // The node keeps every proxy user's password, so caching_sha2_password always takes its
     // fast path (the scramble check); other plugins are asked to use mysql_native_password.
-    let plugin = match response.auth_plugin() {
-        None | Some(AuthPlugin::MysqlNativePassword) => Plugin::Native,
-        Some(AuthPlugin::CachingSha2Password) => Plugin::CachingSha2,
-        Some(_) => Plugin::Other,
-    };
     let token: Cow<'_, [u8]> = if plugin == Plugin::Other {
         let mut data = scramble.to_vec();
         data.push(0);
         let switch = AuthSwitchRequest::new(NATIVE_PASSWORD, data);
-        replies.out.set_seq(next_seq);
+        replies.out.set_seq(seq);
         replies.out.packet(|b| switch.serialize(b));
         replies.out.flush().await.map_err(PacketError::from)?;
-        let (answer, seq) = reader.read(next_seq).await?.ok_or(HandshakeError::Gone)?;
-        next_seq = seq.wrapping_add(1);
+        let (answer, answer_seq) = reader.read(seq).await?.ok_or(HandshakeError::Gone)?;
+        seq = answer_seq.wrapping_add(1);
         Cow::Owned(answer)
     } else {
-        Cow::Borrowed(response.scramble_buf())
+        Cow::Borrowed(token)
     };
     let check = match plugin {
         Plugin::CachingSha2 => sha2_password_matches,
         _ => password_matches,
     };
-
     let granted = users
-        .get(&user)
+        .get(user)
         .filter(|u| check(&scramble, &u.password, &token));
     let account = match granted {
         Some(u) if offer.tls || !u.require_tls => u,
@@ -236,7 +291,7 @@ where
                 )
             };
             let err = ErrorReply::new(1045, "28000", message);
-            replies.out.set_seq(next_seq);
+            replies.out.set_seq(seq);
             replies.error(&err);
             replies.out.flush().await.map_err(PacketError::from)?;
             return Err(HandshakeError::Denied(err));
@@ -244,17 +299,69 @@ where
     };
     if plugin == Plugin::CachingSha2 {
         // AuthMoreData "fast auth success"; the OK follows.
-        replies.out.set_seq(next_seq);
+        replies.out.set_seq(seq);
         replies.out.packet(|b| b.extend_from_slice(&[0x01, 0x03]));
-        next_seq = next_seq.wrapping_add(1);
+        seq = seq.wrapping_add(1);
     }
+    Ok((account.effective_role(peer), seq))
+}
+
+/// COM_CHANGE_USER: logs the connection in again as another (or the same) user, answering the
+/// scramble of the original greeting. Returns the new login; on failure the client has been
+/// sent the error.
+pub async fn change_user<R, W>(
+    reader: &mut PacketReader<R>,
+    replies: &mut Replies<W>,
+    body: &[u8],
+    seq: u8,
+    current: &Login,
+    users: &BTreeMap<String, User>,
+) -> Result<Login, HandshakeError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let malformed = || HandshakeError::Malformed("bad COM_CHANGE_USER packet".into());
+    let nul = |b: &[u8]| b.iter().position(|&c| c == 0);
+    let end = nul(body).ok_or_else(malformed)?;
+    let user = String::from_utf8_lossy(&body[..end]).into_owned();
+    let rest = &body[end + 1..];
+    let (&len, rest) = rest.split_first().ok_or_else(malformed)?;
+    let token = rest.get(..usize::from(len)).ok_or_else(malformed)?;
+    let rest = &rest[usize::from(len)..];
+    let end = nul(rest).unwrap_or(rest.len());
+    let db = (end > 0).then(|| String::from_utf8_lossy(&rest[..end]).into_owned());
+    let rest = rest.get(end + 1..).unwrap_or_default();
+    let collation = rest.first().copied().unwrap_or(current.collation);
+    let plugin_name = rest.get(2..).map(|p| &p[..nul(p).unwrap_or(p.len())]);
+    let plugin = match plugin_name {
+        None | Some(b"") | Some(b"mysql_native_password") => Plugin::Native,
+        Some(b"caching_sha2_password") => Plugin::CachingSha2,
+        Some(_) => Plugin::Other,
+    };
+    let (role, next_seq) = verify(
+        reader,
+        replies,
+        Credentials {
+            user: &user,
+            plugin,
+            token,
+            seq,
+        },
+        &current.offer,
+        users,
+        current.peer,
+    )
+    .await?;
     Ok(Login {
         user,
-        role: account.effective_role(peer),
+        role,
         db,
-        caps,
+        caps: current.caps,
         collation,
         next_seq,
+        peer: current.peer,
+        offer: current.offer,
     })
 }
 
@@ -263,6 +370,16 @@ enum Plugin {
     Native,
     CachingSha2,
     Other,
+}
+
+impl From<Option<&AuthPlugin<'_>>> for Plugin {
+    fn from(p: Option<&AuthPlugin<'_>>) -> Plugin {
+        match p {
+            None | Some(AuthPlugin::MysqlNativePassword) => Plugin::Native,
+            Some(AuthPlugin::CachingSha2Password) => Plugin::CachingSha2,
+            Some(_) => Plugin::Other,
+        }
+    }
 }
 
 /// Checks a `caching_sha2_password` scramble (the fast path) in constant time.

@@ -14,7 +14,7 @@ use mysql_common::constants::{CapabilityFlags, StatusFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info, warn};
 
-use super::handshake::Login;
+use super::handshake::{HandshakeError, Login, change_user};
 use super::packet::{PacketError, PacketReader};
 use super::reply::{ErrorReply, OkInfo, Replies};
 use crate::backend::relay::{RelayError, relay_query, use_database};
@@ -30,6 +30,7 @@ mod com {
     pub const QUERY: u8 = 0x03;
     pub const STATISTICS: u8 = 0x09;
     pub const PING: u8 = 0x0e;
+    pub const CHANGE_USER: u8 = 0x11;
     pub const SET_OPTION: u8 = 0x1b;
     pub const STMT_PREPARE: u8 = 0x16;
     pub const STMT_EXECUTE: u8 = 0x17;
@@ -219,6 +220,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     continue; // no reply
                 }
                 com::STMT_RESET => self.reset_statement(body),
+                com::CHANGE_USER => {
+                    if let Err(end) = self.change_user(body).await {
+                        return end;
+                    }
+                }
                 com::RESET_CONNECTION => {
                     self.reset();
                     self.replies.ok(&OkInfo {
@@ -248,6 +254,51 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         self.statements.clear();
         self.db = None;
         self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits();
+    }
+
+    /// COM_CHANGE_USER: a fresh session for the user who proves their password; a refused
+    /// attempt ends the connection, as MySQL does.
+    async fn change_user(&mut self, body: &[u8]) -> Result<(), End> {
+        let users = &self.node.config.users;
+        match change_user(
+            &mut self.reader,
+            &mut self.replies,
+            body,
+            self.reply_seq,
+            &self.login,
+            users,
+        )
+        .await
+        {
+            Ok(login) => {
+                info!(user = %login.user, role = login.role.as_str(), "changed user");
+                self.reset();
+                self.replies.out.set_seq(login.next_seq);
+                self.db = login.db.clone();
+                self.login = login;
+                if let Some(db) = self.db.take()
+                    && let Err(e) = self.select_db(&db).await
+                {
+                    self.replies.error(&e);
+                    return Ok(());
+                }
+                self.replies.ok(&OkInfo {
+                    status: self.status,
+                    ..OkInfo::default()
+                });
+                Ok(())
+            }
+            Err(HandshakeError::Denied(e)) => {
+                info!(error = %e, "change user refused");
+                let _ = self.replies.out.flush().await;
+                Err(End::Quit)
+            }
+            Err(HandshakeError::Packet(e)) => Err(End::Protocol(e)),
+            Err(e) => {
+                warn!(error = %e, "bad COM_CHANGE_USER");
+                Err(End::Protocol(PacketError::Truncated))
+            }
+        }
     }
 
     /// COM_QUERY: classify, decide, relay.

@@ -327,3 +327,30 @@ async fn info_text_and_multiple_result_sets() {
         .expect("usable");
     assert_eq!(n, Some(3));
 }
+
+#[tokio::test]
+async fn call_returns_every_result_set_as_the_backend_does() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    let mut direct = node.direct().await;
+    direct.query_drop("CREATE DATABASE pr").await.expect("db");
+    direct
+        .query_drop(
+            "CREATE PROCEDURE pr.two() BEGIN SELECT 1 AS a; SELECT 'x' AS b, NULL AS c; END",
+        )
+        .await
+        .expect("procedure");
+    let mut conn = node.connect(ADMIN).await;
+    let mut traces = Vec::new();
+    for c in [&mut direct, &mut conn] {
+        let mut result = c.query_iter("CALL pr.two()").await.expect("call");
+        let mut sets = Vec::new();
+        while !result.is_empty() {
+            let rows: Vec<Row> = result.collect().await.expect("set");
+            sets.push(rows.into_iter().map(Row::unwrap_raw).collect::<Vec<_>>());
+        }
+        drop(result);
+        traces.push(sets);
+    }
+    assert_eq!(traces[1], traces[0]);
+    assert!(traces[0].len() >= 2, "{:?}", traces[0]);
+}

@@ -415,3 +415,59 @@ async fn an_entry_that_fails_on_a_slave_stops_its_applier_visibly() {
         cluster.master_lsn() - 2
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlocked_transaction_logs_nothing() {
+    let cluster = Cluster::start(1).await;
+    let mut admin = cluster.master.connect(ADMIN).await;
+    admin.query_drop("CREATE DATABASE dl").await.expect("db");
+    admin
+        .query_drop("CREATE TABLE dl.t (id INT PRIMARY KEY, v INT)")
+        .await
+        .expect("table");
+    admin
+        .query_drop("INSERT INTO dl.t VALUES (1, 0), (2, 0)")
+        .await
+        .expect("rows");
+    let mut a = cluster.master.connect(ADMIN).await;
+    let mut b = cluster.master.connect(ADMIN).await;
+    a.query_drop("BEGIN").await.expect("a begin");
+    a.query_drop("INSERT INTO dl.t VALUES (10, 10)")
+        .await
+        .expect("a insert");
+    a.query_drop("UPDATE dl.t SET v = 1 WHERE id = 1")
+        .await
+        .expect("a locks 1");
+    b.query_drop("BEGIN").await.expect("b begin");
+    b.query_drop("INSERT INTO dl.t VALUES (20, 20)")
+        .await
+        .expect("b insert");
+    b.query_drop("UPDATE dl.t SET v = 2 WHERE id = 2")
+        .await
+        .expect("b locks 2");
+    let a_task = tokio::spawn(async move {
+        let r = a.query_drop("UPDATE dl.t SET v = 1 WHERE id = 2").await;
+        (a, r)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rb = b.query_drop("UPDATE dl.t SET v = 2 WHERE id = 1").await;
+    let (mut a, ra) = a_task.await.expect("task");
+    let deadlocked = [&ra, &rb]
+        .iter()
+        .filter(|r| matches!(r, Err(mysql_async::Error::Server(e)) if e.code == 1213))
+        .count();
+    assert_eq!(deadlocked, 1, "one victim: {ra:?} {rb:?}");
+    // Both clients commit; the victim's transaction is already gone on the backend.
+    a.query_drop("COMMIT").await.expect("a commit");
+    b.query_drop("COMMIT").await.expect("b commit");
+    cluster.converge(Duration::from_secs(20)).await;
+    assert_eq!(
+        fingerprint(&cluster.slaves[0], "dl").await,
+        fingerprint(&cluster.master, "dl").await
+    );
+    let n: Option<i64> = admin
+        .query_first("SELECT COUNT(*) FROM dl.t")
+        .await
+        .expect("count");
+    assert_eq!(n, Some(3), "the survivor's insert only");
+}

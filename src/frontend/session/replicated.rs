@@ -180,6 +180,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if !ran {
             if wrap {
                 self.status &= !IN_TRANS;
+            } else if let Some(conn) = self.conn.as_mut() {
+                // Some errors (a deadlock) roll the whole transaction back, not just the
+                // statement: then its earlier writes must not be logged at COMMIT either.
+                let open = conn
+                    .query_first::<i64, _>("SELECT @@in_transaction")
+                    .await
+                    .ok()
+                    .flatten();
+                if open == Some(0) {
+                    warn!("the backend rolled the transaction back; its writes are dropped");
+                    self.pending.clear();
+                    self.status &= !IN_TRANS;
+                }
             }
             return Ok(());
         }

@@ -125,9 +125,14 @@ impl Master {
                 .map_err(|e| e.to_string())?;
             for entry in entries {
                 let change = Change::decode(&entry.payload)?;
-                apply::apply(conn, entry.lsn, &change)
-                    .await
-                    .map_err(|e| format!("replaying LSN {}: {e}", entry.lsn))?;
+                // DDL is logged only after it ran here, so the backend has it already: only
+                // its LSN may be missing. Writes are logged before they commit: replay them.
+                let outcome = if change.ddl {
+                    conn.query_drop(apply::record_lsn(entry.lsn)).await
+                } else {
+                    apply::apply(conn, entry.lsn, &change).await
+                };
+                outcome.map_err(|e| format!("replaying LSN {}: {e}", entry.lsn))?;
                 applied = entry.lsn;
                 replayed += 1;
             }
@@ -182,6 +187,15 @@ impl Master {
     pub fn functions_changed(&self) {
         if let Ok(mut cache) = self.user_functions.lock() {
             *cache = None;
+        }
+    }
+
+    /// A logged change failed to commit: replay it now (exactly once, thanks to the applied
+    /// LSN that committed with it or not), or at the next commit if the backend is unreachable.
+    pub async fn replay_now(&self, backend: &crate::backend::pool::Backend) {
+        self.needs_recovery();
+        if let Err(e) = self.ensure_recovered(backend).await {
+            warn!(error = %e, "replay failed; the next commit retries it");
         }
     }
 

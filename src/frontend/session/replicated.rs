@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{error, info, warn};
 
 use super::{End, Session};
-use crate::frontend::reply::ErrorReply;
+use crate::frontend::reply::{ErrorReply, OkInfo};
 use crate::replication::change::{Change, LoggedStatement};
 use crate::replication::master::{Master, timestamp_now};
 use crate::sql::classify::{Classified, StatementClass};
@@ -316,19 +316,35 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
         };
         let Some(conn) = self.conn.as_mut() else {
+            master.replay_now(&self.node.backend).await;
             return Ok(());
         };
         if let Err(e) = master.record(conn, lsn).await {
-            error!(error = %e, lsn, "logged change not committed; replaying it");
+            // Committing without the LSN would apply the change twice once it is replayed:
+            // drop this transaction and let the replay apply it, exactly once.
+            error!(error = %e, lsn, "could not record the LSN; replaying the change instead");
+            let _ = conn.query_drop("ROLLBACK").await;
+            master.replay_now(&self.node.backend).await;
+            self.status &= !IN_TRANS;
+            if client_commit.is_some() {
+                self.replies.ok(&OkInfo::status(StatusFlags::from_bits_truncate(self.status)));
+            }
+            return Ok(());
         }
         match client_commit {
             Some(sql) => {
-                self.execute(sql).await?;
+                // A client that vanished here still gets its logged change: it is replayed.
+                let committed = self.execute(sql).await;
+                if !matches!(committed, Ok(true)) {
+                    error!(lsn, "logged change not committed; replaying it");
+                    master.replay_now(&self.node.backend).await;
+                }
+                committed?;
             }
             None => {
                 if let Err(e) = conn.query_drop("COMMIT").await {
                     error!(error = %e, lsn, "logged change not committed; replaying it");
-                    master.needs_recovery();
+                    master.replay_now(&self.node.backend).await;
                 }
             }
         }

@@ -36,7 +36,7 @@ async fn load(addr: std::net::SocketAddr, client: i32, rounds: i32) -> usize {
             .await
             .expect("tx insert");
             conn.query_drop(format!(
-                "UPDATE rep.events SET at = NOW(6) WHERE client = {client} AND note = 'tx'"
+                "UPDATE rep.events SET at = NOW(6) WHERE id = LAST_INSERT_ID() AND client = {client}"
             ))
             .await
             .expect("tx update");

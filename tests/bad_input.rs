@@ -405,3 +405,35 @@ async fn caching_sha2_password_clients_take_the_fast_path() {
         }
     }
 }
+
+#[tokio::test]
+async fn field_list_answers_the_tables_columns() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    node.direct()
+        .await
+        .query_drop("CREATE DATABASE fl; CREATE TABLE fl.t (id INT PRIMARY KEY, name VARCHAR(20))")
+        .await
+        .expect("setup");
+    let mut s = raw_login(&node).await;
+    write_packet(&mut s, 0, b"\x02fl").await;
+    let (_, ok) = read_packet(&mut s).await.expect("init db");
+    assert_eq!(ok[0], 0x00);
+    write_packet(&mut s, 0, b"\x04t\x00").await;
+    let mut names = Vec::new();
+    loop {
+        let (_, p) = read_packet(&mut s).await.expect("field");
+        if p[0] == 0xFE && p.len() < 9 {
+            break;
+        }
+        assert_eq!(p.last(), Some(&0xFB), "a NULL default ends each definition");
+        let column: mysql_async::Column = ParseBuf(&p[..p.len() - 1])
+            .parse(())
+            .expect("column definition");
+        names.push(column.name_str().into_owned());
+        assert_eq!(column.org_table_str(), "t");
+    }
+    assert_eq!(names, vec!["id", "name"]);
+    write_packet(&mut s, 0, b"\x04missing\x00").await;
+    let (_, err) = read_packet(&mut s).await.expect("error");
+    assert_eq!((err[0], u16::from_le_bytes([err[1], err[2]])), (0xFF, 1146));
+}

@@ -192,6 +192,18 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
         });
     }
 
+    /// Queues COM_FIELD_LIST's answer: the definitions (each with a NULL default, as the node
+    /// does not look defaults up), then the end marker.
+    pub fn field_list(&mut self, columns: &[Column], status: u16) {
+        for column in columns {
+            self.out.packet(|b| {
+                column_definition(b, column);
+                b.push(0xFB);
+            });
+        }
+        self.end_of_rows(0, status);
+    }
+
     /// Queues COM_STMT_PREPARE's answer: the statement id, then parameter and column
     /// definitions as the backend described them.
     pub fn prepare_ok(

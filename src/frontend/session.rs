@@ -28,6 +28,7 @@ mod com {
     pub const QUIT: u8 = 0x01;
     pub const INIT_DB: u8 = 0x02;
     pub const QUERY: u8 = 0x03;
+    pub const FIELD_LIST: u8 = 0x04;
     pub const STATISTICS: u8 = 0x09;
     pub const PING: u8 = 0x0e;
     pub const CHANGE_USER: u8 = 0x11;
@@ -220,6 +221,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     continue; // no reply
                 }
                 com::STMT_RESET => self.reset_statement(body),
+                com::FIELD_LIST => {
+                    if let Err(end) = self.field_list(body).await {
+                        return end;
+                    }
+                }
                 com::CHANGE_USER => {
                     if let Err(end) = self.change_user(body).await {
                         return end;
@@ -299,6 +305,44 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 Err(End::Protocol(PacketError::Truncated))
             }
         }
+    }
+
+    /// COM_FIELD_LIST (the CLI's tab completion): the table's column definitions, read from an
+    /// empty `SELECT` on the backend, which also enforces the backend's own privileges.
+    async fn field_list(&mut self, body: &[u8]) -> Result<(), End> {
+        let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
+        let table = String::from_utf8_lossy(&body[..end]).replace('`', "``");
+        if !self.conn_or_reply().await {
+            return Ok(());
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let columns = match conn
+            .query_iter(format!("SELECT * FROM `{table}` LIMIT 0"))
+            .await
+        {
+            Ok(result) => {
+                let columns = result.columns();
+                let drained = result.drop_result().await;
+                drained.map(|()| columns)
+            }
+            Err(e) => Err(e),
+        };
+        match columns {
+            Ok(columns) => {
+                let columns = columns.map(|c| c.to_vec()).unwrap_or_default();
+                self.replies.field_list(&columns, self.status);
+            }
+            Err(e) => {
+                let failure = self.node.backend.failure(e);
+                if failure.broken {
+                    self.conn = None;
+                }
+                self.replies.error(&failure.reply);
+            }
+        }
+        Ok(())
     }
 
     /// COM_QUERY: classify, decide, relay.

@@ -437,3 +437,57 @@ async fn field_list_answers_the_tables_columns() {
     let (_, err) = read_packet(&mut s).await.expect("error");
     assert_eq!((err[0], u16::from_le_bytes([err[1], err[2]])), (0xFF, 1146));
 }
+
+#[tokio::test]
+async fn long_data_is_bounded_by_max_allowed_packet() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    let limit = node.node.shared.config.limits.max_allowed_packet;
+    let mut s = raw_login(&node).await;
+    write_packet(&mut s, 0, b"\x16SELECT LENGTH(?)").await;
+    let (_, ok) = read_packet(&mut s).await.expect("prepare ok");
+    assert_eq!(ok[0], 0x00);
+    let id = [ok[1], ok[2], ok[3], ok[4]];
+    // One parameter definition and one column definition follow, each with an EOF.
+    for _ in 0..4 {
+        read_packet(&mut s).await.expect("definitions");
+    }
+    let execute = |id: [u8; 4]| {
+        let mut e = vec![0x17];
+        e.extend_from_slice(&id);
+        e.extend_from_slice(&[0, 1, 0, 0, 0, 0, 1, 0xfc, 0]);
+        e
+    };
+    // Within the limit: the long data is the parameter.
+    let mut chunk = vec![0x18];
+    chunk.extend_from_slice(&id);
+    chunk.extend_from_slice(&[0, 0]);
+    chunk.extend(std::iter::repeat_n(b'a', 1000));
+    write_packet(&mut s, 0, &chunk).await;
+    write_packet(&mut s, 0, &execute(id)).await;
+    // Without CLIENT_DEPRECATE_EOF: column count, definition, EOF, row, EOF.
+    let mut packets = Vec::new();
+    for _ in 0..5 {
+        packets.push(read_packet(&mut s).await.expect("result").1);
+    }
+    // The row: 0x00, NULL bitmap, then LENGTH(?) as a 4-byte LONG.
+    let row = &packets[3];
+    assert_eq!(row.as_slice(), &[0, 0, 0xE8, 0x03, 0, 0]);
+    // Past the limit: refused at execute, and the statement still works afterwards.
+    let mut big = vec![0x18];
+    big.extend_from_slice(&id);
+    big.extend_from_slice(&[0, 0]);
+    big.extend(std::iter::repeat_n(b'b', limit / 3));
+    for _ in 0..4 {
+        write_packet(&mut s, 0, &big).await;
+    }
+    write_packet(&mut s, 0, &execute(id)).await;
+    let (_, err) = read_packet(&mut s).await.expect("error");
+    assert_eq!((err[0], u16::from_le_bytes([err[1], err[2]])), (0xFF, 1153));
+    write_packet(&mut s, 0, &chunk).await;
+    write_packet(&mut s, 0, &execute(id)).await;
+    let (_, count) = read_packet(&mut s).await.expect("result again");
+    assert_eq!(count, vec![1]);
+    for _ in 0..4 {
+        read_packet(&mut s).await.expect("rest of the result");
+    }
+}

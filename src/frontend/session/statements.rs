@@ -30,6 +30,8 @@ pub(super) struct Prepared {
     backend: Option<(Statement, u64)>,
     types: Option<Vec<ParamType>>,
     long_data: HashMap<u16, Vec<u8>>,
+    /// Long data went past max_allowed_packet: the next execute fails, as in MySQL.
+    long_data_overflow: bool,
 }
 
 /// The client's prepared statements, by the id the node gave them.
@@ -133,6 +135,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 backend: Some((stmt, epoch)),
                 types: None,
                 long_data: HashMap::new(),
+                long_data_overflow: false,
             },
         );
         Ok(())
@@ -144,11 +147,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return;
         };
         let param = u16::from_le_bytes([param[0], param[1]]);
+        let limit = self.node.config.limits.max_allowed_packet;
         if let Some(p) = self.statements.by_id.get_mut(&id) {
-            p.long_data
-                .entry(param)
-                .or_default()
-                .extend_from_slice(body.get(6..).unwrap_or_default());
+            let chunk = body.get(6..).unwrap_or_default();
+            let held: usize = p.long_data.values().map(Vec::len).sum();
+            if held + chunk.len() > limit {
+                p.long_data.clear();
+                p.long_data_overflow = true;
+            } else if !p.long_data_overflow {
+                p.long_data
+                    .entry(param)
+                    .or_default()
+                    .extend_from_slice(chunk);
+            }
         }
     }
 
@@ -158,6 +169,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         match self.statements.by_id.get_mut(&id) {
             Some(p) => {
                 p.long_data.clear();
+                p.long_data_overflow = false;
                 self.replies.ok(&OkInfo {
                     status: self.status,
                     ..OkInfo::default()
@@ -186,6 +198,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             self.replies.error(&unknown(id, "mysqld_stmt_execute"));
             return Ok(());
         };
+        if std::mem::take(&mut p.long_data_overflow) {
+            self.replies.error(&ErrorReply::new(
+                1153,
+                "08S01",
+                format!(
+                    "Got a packet bigger than 'max_allowed_packet' bytes: long data of statement {id} exceeded {}",
+                    self.node.config.limits.max_allowed_packet
+                ),
+            ));
+            return Ok(());
+        }
         if body.get(4).is_some_and(|flags| *flags != 0) {
             self.replies.error(&ErrorReply::new(
                 1235,

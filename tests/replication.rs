@@ -471,3 +471,34 @@ async fn a_deadlocked_transaction_logs_nothing() {
         .expect("count");
     assert_eq!(n, Some(3), "the survivor's insert only");
 }
+
+#[tokio::test]
+async fn ddl_interrupted_by_a_crash_is_retried_once_without_stopping_the_slave() {
+    let cluster = Cluster::start(1).await;
+    let mut admin = cluster.master.connect(ADMIN).await;
+    admin.query_drop("CREATE DATABASE cr").await.expect("db");
+    cluster.converge(Duration::from_secs(20)).await;
+    // As if the slave had run the next DDL entry and died before recording it.
+    let next = cluster.master_lsn() + 1;
+    cluster.slaves[0]
+        .direct()
+        .await
+        .query_drop(format!(
+            "CREATE TABLE cr.t (id INT PRIMARY KEY); UPDATE myrelay.applied SET ddl_pending = {next}"
+        ))
+        .await
+        .expect("simulate");
+    admin
+        .query_drop("CREATE TABLE cr.t (id INT PRIMARY KEY)")
+        .await
+        .expect("table");
+    admin
+        .query_drop("INSERT INTO cr.t VALUES (1)")
+        .await
+        .expect("row");
+    cluster.converge(Duration::from_secs(20)).await;
+    assert_eq!(
+        fingerprint(&cluster.slaves[0], "cr").await,
+        fingerprint(&cluster.master, "cr").await
+    );
+}

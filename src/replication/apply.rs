@@ -3,6 +3,10 @@
 //!
 //! Used by slaves for every entry and by the master to replay entries its own backend missed
 //! (logged, then the node died before COMMIT).
+//!
+//! DDL commits implicitly in MariaDB, so it cannot share that transaction. Its entry is marked
+//! as in progress (`ddl_pending`) before it runs and recorded after; if the node died in between,
+//! the retry tolerates the errors that mean "already done" for that entry only.
 
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
@@ -14,8 +18,9 @@ pub async fn prepare(conn: &mut Conn) -> mysql_async::Result<()> {
     conn.query_drop(
         "CREATE DATABASE IF NOT EXISTS myrelay; \
          CREATE TABLE IF NOT EXISTS myrelay.applied \
-           (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, lsn BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB; \
-         INSERT IGNORE INTO myrelay.applied VALUES (1, 0)",
+           (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, lsn BIGINT UNSIGNED NOT NULL, \
+            ddl_pending BIGINT UNSIGNED NULL) ENGINE=InnoDB; \
+         INSERT IGNORE INTO myrelay.applied (id, lsn) VALUES (1, 0)",
     )
     .await
 }
@@ -30,7 +35,17 @@ pub async fn applied_lsn(conn: &mut Conn) -> mysql_async::Result<u64> {
 
 /// The statement that records `lsn` as applied; runs inside the change's transaction.
 pub fn record_lsn(lsn: u64) -> String {
-    format!("UPDATE myrelay.applied SET lsn = {lsn} WHERE id = 1")
+    format!("UPDATE myrelay.applied SET lsn = {lsn}, ddl_pending = NULL WHERE id = 1")
+}
+
+/// Errors a DDL statement gives when it already ran: table/database/column/key/routine/trigger
+/// exists, or what it drops is already gone.
+const ALREADY_DONE: [u16; 12] = [
+    1007, 1008, 1050, 1051, 1060, 1061, 1091, 1146, 1304, 1305, 1359, 1360,
+];
+
+fn already_done(err: &mysql_async::Error) -> bool {
+    matches!(err, mysql_async::Error::Server(e) if ALREADY_DONE.contains(&e.code))
 }
 
 fn quote(s: &str) -> String {
@@ -49,7 +64,19 @@ pub async fn apply(conn: &mut Conn, lsn: u64, change: &Change) -> mysql_async::R
             .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")
     ))
     .await?;
-    if !change.ddl {
+    // A DDL entry marked in progress was interrupted by a crash: it may have run already.
+    let retry = change.ddl
+        && conn
+            .query_first::<Option<u64>, _>("SELECT ddl_pending FROM myrelay.applied WHERE id = 1")
+            .await?
+            .flatten()
+            == Some(lsn);
+    if change.ddl {
+        conn.query_drop(format!(
+            "UPDATE myrelay.applied SET ddl_pending = {lsn} WHERE id = 1"
+        ))
+        .await?;
+    } else {
         conn.query_drop("BEGIN").await?;
     }
     let result = async {
@@ -71,7 +98,12 @@ pub async fn apply(conn: &mut Conn, lsn: u64, change: &Change) -> mysql_async::R
                 context.push_str(&format!(", LAST_INSERT_ID = {id}"));
             }
             conn.query_drop(context).await?;
-            conn.query_drop(stmt.sql.as_str()).await?;
+            match conn.query_drop(stmt.sql.as_str()).await {
+                Err(e) if retry && already_done(&e) => {
+                    tracing::warn!(lsn, error = %e, "DDL interrupted by a crash had already run");
+                }
+                other => other?,
+            }
         }
         conn.query_drop(format!("SET TIMESTAMP = DEFAULT; {}", record_lsn(lsn)))
             .await?;

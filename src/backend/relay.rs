@@ -1,20 +1,19 @@
-//! Relays a backend's reply to a text-protocol query to the client, one result set after another,
-//! row by row: columns go out with every field the backend sent, rows as the backend's bytes, OK
-//! packets with their affected rows, insert id, status, warnings and info text.
+//! Relays a backend's reply (to a query, or to a prepared statement's execution) to the client,
+//! one result set after another, row by row: columns go out with every field the backend sent,
+//! values as the backend sent them (text, or re-encoded binary), OK packets with their affected
+//! rows, insert id, status, warnings and info text.
 //!
 //! Rows are streamed (flushed every 64 KiB), never collected, so a large result costs bounded
 //! memory.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use mysql_async::prelude::Protocol;
-use mysql_async::prelude::Queryable;
+use mysql_async::prelude::{Protocol, Queryable};
 use mysql_async::{BinaryProtocol, Conn, Params, QueryResult, Statement, TextProtocol};
 use mysql_common::constants::StatusFlags;
 use mysql_common::packets::OkPacket;
 use tokio::io::AsyncWrite;
-
-use std::net::SocketAddr;
 
 use super::pool::{Backend, BackendFailure, failure};
 use crate::frontend::reply::{OkInfo, Replies};

@@ -6,6 +6,8 @@
 //! file and secrets, [`node`] runs the accept loop, [`replication`] keeps slaves in step with
 //! the master, [`checksum`] compares their data, [`demo`] brings up a local cluster.
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod checksum;
 pub mod config;

@@ -72,13 +72,19 @@ pub struct NodeHandle {
     pub shared: Arc<NodeShared>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The replication task (streaming to slaves, or following the master), if any.
+    replication: Option<JoinHandle<()>>,
 }
 
 impl NodeHandle {
-    /// Stops accepting clients, closes the backend pools' idle connections and waits for the loop.
+    /// Stops accepting clients and replicating, waits for both loops, then closes the backend
+    /// pools' idle connections (after the replication task returned its connection).
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        if let Some(replication) = self.replication {
+            let _ = replication.await;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.shared.backend.shutdown()).await;
     }
 
@@ -99,6 +105,7 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
     let span = info_span!("node", node = %config.name, role = config.role.as_str());
     let mut master = None;
     let mut replica = None;
+    let mut replication = None;
     let mut replication_addr = None;
     if let Some(repl) = &config.replication {
         match config.role {
@@ -113,14 +120,18 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
                 if let Some(listen) = repl.listen {
                     let l = TcpListener::bind(listen).await?;
                     replication_addr = Some(l.local_addr()?);
-                    tokio::spawn(m.clone().serve(l, rx.clone()).instrument(span.clone()));
+                    replication = Some(tokio::spawn(
+                        m.clone().serve(l, rx.clone()).instrument(span.clone()),
+                    ));
                 }
                 master = Some(m);
             }
             NodeRole::Slave => {
                 if let Some(master_addr) = repl.master {
                     let r = Replica::new(&config.name, master_addr, &repl.secret, backend.pool());
-                    tokio::spawn(r.clone().run(rx.clone()).instrument(span.clone()));
+                    replication = Some(tokio::spawn(
+                        r.clone().run(rx.clone()).instrument(span.clone()),
+                    ));
                     replica = Some(r);
                 }
             }
@@ -156,6 +167,7 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         shared,
         shutdown,
         task,
+        replication,
     })
 }
 

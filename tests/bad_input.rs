@@ -47,13 +47,23 @@ async fn closed(s: &mut TcpStream) -> bool {
     false
 }
 
-/// A raw client logged in as the admin user, ready for the command phase.
-async fn raw_login(node: &TestNode) -> TcpStream {
+/// Connects and answers the greeting as the admin user with `password` through `plugin`
+/// (the token computed the way that plugin does); the node's reply is still unread.
+async fn send_login(node: &TestNode, plugin: AuthPlugin<'static>, password: &str) -> TcpStream {
     let mut s = TcpStream::connect(node.addr()).await.expect("connect");
     let (_, greeting) = read_packet(&mut s).await.expect("greeting");
     let hs: HandshakePacket<'_> = ParseBuf(&greeting).parse(()).expect("parse greeting");
     let nonce = hs.nonce();
-    let token = scramble_native(&nonce, ADMIN.1.as_bytes()).expect("token");
+    let token = match plugin {
+        AuthPlugin::CachingSha2Password => {
+            mysql_common::scramble::scramble_sha256(&nonce, password.as_bytes())
+                .expect("token")
+                .to_vec()
+        }
+        _ => scramble_native(&nonce, password.as_bytes())
+            .expect("token")
+            .to_vec(),
+    };
     let caps = CapabilityFlags::CLIENT_PROTOCOL_41
         | CapabilityFlags::CLIENT_SECURE_CONNECTION
         | CapabilityFlags::CLIENT_PLUGIN_AUTH
@@ -63,7 +73,7 @@ async fn raw_login(node: &TestNode) -> TcpStream {
         (10, 11, 0),
         Some(ADMIN.0.as_bytes()),
         None::<&[u8]>,
-        Some(AuthPlugin::MysqlNativePassword),
+        Some(plugin),
         caps,
         None,
         16 * 1024 * 1024,
@@ -71,6 +81,12 @@ async fn raw_login(node: &TestNode) -> TcpStream {
     let mut payload = Vec::new();
     response.serialize(&mut payload);
     write_packet(&mut s, 1, &payload).await;
+    s
+}
+
+/// A raw client logged in as the admin user, ready for the command phase.
+async fn raw_login(node: &TestNode) -> TcpStream {
+    let mut s = send_login(node, AuthPlugin::MysqlNativePassword, ADMIN.1).await;
     let (seq, ok) = read_packet(&mut s).await.expect("auth reply");
     assert_eq!((seq, ok[0]), (2, 0x00), "login OK");
     s
@@ -365,28 +381,7 @@ async fn set_option_statistics_and_reset_connection() {
 async fn caching_sha2_password_clients_take_the_fast_path() {
     let node = TestNode::start("m", NodeRole::Master).await;
     for (password, accepted) in [(ADMIN.1, true), ("wrong", false)] {
-        let mut s = TcpStream::connect(node.addr()).await.expect("connect");
-        let (_, greeting) = read_packet(&mut s).await.expect("greeting");
-        let hs: HandshakePacket<'_> = ParseBuf(&greeting).parse(()).expect("greeting");
-        let token = mysql_common::scramble::scramble_sha256(&hs.nonce(), password.as_bytes())
-            .expect("token");
-        let caps = CapabilityFlags::CLIENT_PROTOCOL_41
-            | CapabilityFlags::CLIENT_SECURE_CONNECTION
-            | CapabilityFlags::CLIENT_PLUGIN_AUTH
-            | CapabilityFlags::CLIENT_LONG_PASSWORD;
-        let response = HandshakeResponse::new(
-            Some(&token[..]),
-            (8, 0, 40),
-            Some(ADMIN.0.as_bytes()),
-            None::<&[u8]>,
-            Some(AuthPlugin::CachingSha2Password),
-            caps,
-            None,
-            16 * 1024 * 1024,
-        );
-        let mut payload = Vec::new();
-        response.serialize(&mut payload);
-        write_packet(&mut s, 1, &payload).await;
+        let mut s = send_login(&node, AuthPlugin::CachingSha2Password, password).await;
         let (seq, reply) = read_packet(&mut s).await.expect("reply");
         if accepted {
             assert_eq!(

@@ -334,11 +334,12 @@ where
     let rest = rest.get(end + 1..).unwrap_or_default();
     let collation = rest.first().copied().unwrap_or(current.collation);
     let plugin_name = rest.get(2..).map(|p| &p[..nul(p).unwrap_or(p.len())]);
-    let plugin = match plugin_name {
-        None | Some(b"") | Some(b"mysql_native_password") => Plugin::Native,
-        Some(b"caching_sha2_password") => Plugin::CachingSha2,
-        Some(_) => Plugin::Other,
-    };
+    let plugin = Plugin::from(
+        plugin_name
+            .filter(|name| !name.is_empty())
+            .map(AuthPlugin::from_bytes)
+            .as_ref(),
+    );
     let (role, next_seq) = verify(
         reader,
         replies,

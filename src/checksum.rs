@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 
+use crate::sql::quote_ident;
+
 /// Databases that are the server's or the node's own, never compared.
 const SKIP: [&str; 5] = [
     "information_schema",
@@ -47,15 +49,14 @@ async fn sums(
     let mut out = BTreeMap::new();
     let dbs: Vec<String> = conn.query("SHOW DATABASES").await?;
     for db in dbs.iter().filter(|d| !SKIP.contains(&d.as_str())) {
-        let quoted_db = db.replace('`', "``");
         let tables: Vec<(String, String)> = conn
-            .query(format!("SHOW FULL TABLES FROM `{quoted_db}`"))
+            .query(format!("SHOW FULL TABLES FROM {}", quote_ident(db)))
             .await?;
         for (table, kind) in tables {
             if kind != "BASE TABLE" {
                 continue;
             }
-            let name = format!("`{quoted_db}`.`{}`", table.replace('`', "``"));
+            let name = format!("{}.{}", quote_ident(db), quote_ident(&table));
             let row: Option<(String, Option<i64>)> = conn
                 .query_first(format!("CHECKSUM TABLE {name} EXTENDED"))
                 .await?;

@@ -17,6 +17,7 @@ use tokio::io::AsyncWrite;
 
 use super::pool::{Backend, BackendFailure, failure};
 use crate::frontend::reply::{OkInfo, Replies};
+use crate::sql::quote_ident;
 
 /// Why a relay ended early.
 #[derive(Debug)]
@@ -182,6 +183,6 @@ pub async fn use_database(
     conn: &mut Conn,
     db: &str,
 ) -> Result<(), BackendFailure> {
-    let sql = format!("USE `{}`", db.replace('`', "``"));
+    let sql = format!("USE {}", quote_ident(db));
     conn.query_drop(sql).await.map_err(|e| backend.failure(e))
 }

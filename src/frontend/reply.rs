@@ -4,7 +4,7 @@
 //! backend's decoded [`Column`] field by field, so every field (schema, org_table, charset,
 //! length, flags, decimals…) reaches the client as the backend sent it.
 
-use mysql_common::constants::{CapabilityFlags, ColumnType, StatusFlags};
+use mysql_common::constants::{CapabilityFlags, ColumnType};
 use mysql_common::io::WriteMysqlExt;
 use mysql_common::packets::{Column, ErrPacket, ServerError, SqlState};
 use mysql_common::proto::MySerialize;
@@ -29,10 +29,10 @@ pub struct OkInfo {
 }
 
 impl OkInfo {
-    /// An OK with only the given status flags.
-    pub fn status(status: StatusFlags) -> Self {
+    /// An OK that carries only status flags (PING, INIT_DB, the end of a handshake…).
+    pub fn status(status: u16) -> Self {
         OkInfo {
-            status: status.bits(),
+            status,
             ..OkInfo::default()
         }
     }

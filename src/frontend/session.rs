@@ -22,6 +22,7 @@ use crate::node::NodeShared;
 use crate::sql::classify::{Classified, classify};
 use crate::sql::local_infile::is_local_infile;
 use crate::sql::policy::{Context, Decision, decide};
+use crate::sql::quote_ident;
 
 /// Command bytes of the client/server protocol handled here.
 mod com {
@@ -118,10 +119,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             let _ = self.replies.out.shutdown().await;
             return End::Quit;
         }
-        self.replies.ok(&OkInfo {
-            status: self.status,
-            ..OkInfo::default()
-        });
+        self.replies.ok(&OkInfo::status(self.status));
         if self.replies.out.flush().await.is_err() {
             return End::ClientGone;
         }
@@ -171,17 +169,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 com::INIT_DB => {
                     let db = String::from_utf8_lossy(body).into_owned();
                     match self.select_db(&db).await {
-                        Ok(()) => self.replies.ok(&OkInfo {
-                            status: self.status,
-                            ..OkInfo::default()
-                        }),
+                        Ok(()) => self.replies.ok(&OkInfo::status(self.status)),
                         Err(e) => self.replies.error(&e),
                     }
                 }
-                com::PING => self.replies.ok(&OkInfo {
-                    status: self.status,
-                    ..OkInfo::default()
-                }),
+                com::PING => self.replies.ok(&OkInfo::status(self.status)),
                 com::STATISTICS => {
                     let stats = self.node.statistics();
                     self.replies
@@ -233,10 +225,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 }
                 com::RESET_CONNECTION => {
                     self.reset();
-                    self.replies.ok(&OkInfo {
-                        status: self.status,
-                        ..OkInfo::default()
-                    });
+                    self.replies.ok(&OkInfo::status(self.status));
                 }
                 other => self.replies.error(&ErrorReply::new(
                     1047,
@@ -288,10 +277,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     self.replies.error(&e);
                     return Ok(());
                 }
-                self.replies.ok(&OkInfo {
-                    status: self.status,
-                    ..OkInfo::default()
-                });
+                self.replies.ok(&OkInfo::status(self.status));
                 Ok(())
             }
             Err(HandshakeError::Denied(e)) => {
@@ -311,7 +297,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// empty `SELECT` on the backend, which also enforces the backend's own privileges.
     async fn field_list(&mut self, body: &[u8]) -> Result<(), End> {
         let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
-        let table = String::from_utf8_lossy(&body[..end]).replace('`', "``");
+        let table = quote_ident(&String::from_utf8_lossy(&body[..end]));
         if !self.conn_or_reply().await {
             return Ok(());
         }
@@ -319,7 +305,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Ok(());
         };
         let columns = match conn
-            .query_iter(format!("SELECT * FROM `{table}` LIMIT 0"))
+            .query_iter(format!("SELECT * FROM {table} LIMIT 0"))
             .await
         {
             Ok(result) => {

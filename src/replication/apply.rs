@@ -12,6 +12,7 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
 use super::change::Change;
+use crate::sql::quote_ident;
 
 /// Creates the bookkeeping table on a backend if needed.
 pub async fn prepare(conn: &mut Conn) -> mysql_async::Result<()> {
@@ -82,8 +83,7 @@ pub async fn apply(conn: &mut Conn, lsn: u64, change: &Change) -> mysql_async::R
     let result = async {
         for stmt in &change.statements {
             if let Some(db) = &stmt.db {
-                conn.query_drop(format!("USE `{}`", db.replace('`', "``")))
-                    .await?;
+                conn.query_drop(format!("USE {}", quote_ident(db))).await?;
             }
             let timestamp: String = stmt
                 .timestamp

@@ -19,6 +19,7 @@ use crate::backend::relay::{RelayError, relay_query};
 use crate::frontend::reply::ErrorReply;
 use crate::sql::classify::{Classified, StatementClass};
 use crate::sql::policy::{Decision, decide};
+use crate::sql::quote_ident;
 
 /// How long a forwarded write waits for this slave to apply it before answering anyway.
 const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
@@ -117,7 +118,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         {
             if let Err(e) = fwd
                 .conn
-                .query_drop(format!("USE `{}`", db.replace('`', "``")))
+                .query_drop(format!("USE {}", quote_ident(db)))
                 .await
             {
                 self.replies.error(&failure(fwd.addr, e).reply);

@@ -327,10 +327,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             master.replay_now(&self.node.backend).await;
             self.status &= !IN_TRANS;
             if client_commit.is_some() {
-                self.replies
-                    .ok(&OkInfo::status(StatusFlags::from_bits_truncate(
-                        self.status,
-                    )));
+                self.replies.ok(&OkInfo::status(self.status));
             }
             return Ok(());
         }

@@ -170,10 +170,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             Some(p) => {
                 p.long_data.clear();
                 p.long_data_overflow = false;
-                self.replies.ok(&OkInfo {
-                    status: self.status,
-                    ..OkInfo::default()
-                });
+                self.replies.ok(&OkInfo::status(self.status));
             }
             None => self.replies.error(&unknown(id, "mysqld_stmt_reset")),
         }

@@ -220,3 +220,78 @@ async fn prepared_metadata_follows_alter_table() {
         Some(Value::Bytes(b"new".to_vec()))
     );
 }
+
+/// SQL-level `PREPARE` / `EXECUTE … USING @vars` / `EXECUTE IMMEDIATE`: the values live in the
+/// client's own session, so a write replicates (from the master) and forwards (from a slave) as
+/// its text with those values, never as an `EXECUTE` that another server cannot resolve.
+#[tokio::test]
+async fn sql_level_prepared_writes_replicate_and_forward_with_their_values() {
+    let cluster = Cluster::start(1).await;
+    let mut master = cluster.master.connect(ADMIN).await;
+    for sql in [
+        "CREATE DATABASE sp",
+        "CREATE TABLE sp.t (id INT PRIMARY KEY, v VARCHAR(20), b VARBINARY(4))",
+        "USE sp",
+        "PREPARE ins FROM 'INSERT INTO t VALUES (?, ?, ?)'",
+        "SET @id = 1, @v = 'from master', @b = X'00FF'",
+        "EXECUTE ins USING @id, @v, @b",
+        "SET @id = 2",
+        "EXECUTE ins USING @id, CONCAT(@v, '!'), NULL",
+        "DEALLOCATE PREPARE ins",
+        "EXECUTE IMMEDIATE 'UPDATE t SET v = ? WHERE id = ?' USING 'updated', 2",
+        "PREPARE sel FROM 'SELECT COUNT(*) FROM t WHERE id >= ?'",
+        "SET @zero = 0",
+    ] {
+        master
+            .query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let n: Option<i64> = master
+        .query_first("EXECUTE sel USING @zero")
+        .await
+        .expect("read");
+    assert_eq!(n, Some(2));
+    let (code, _, message) =
+        common::expect_error(&mut master, "EXECUTE ins USING @id, @v, @b").await;
+    assert_eq!(code, 1243, "{message}");
+
+    let slave = &cluster.slaves[0];
+    let mut on_slave = slave.connect(APP).await;
+    for sql in [
+        "USE sp",
+        "PREPARE ins FROM 'INSERT INTO t VALUES (?, ?, ?)'",
+        "SET @id = 3, @v = 'from slave', @b = X'01'",
+        "EXECUTE ins USING @id, @v, @b",
+    ] {
+        on_slave
+            .query_drop(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let row: Option<(String, Vec<u8>)> = on_slave
+        .query_first("SELECT v, b FROM t WHERE id = 3")
+        .await
+        .expect("read own write");
+    assert_eq!(row, Some(("from slave".into(), vec![1])));
+
+    cluster.converge(Duration::from_secs(20)).await;
+    let rows: Vec<(i64, Option<String>, Option<Vec<u8>>)> = slave
+        .direct()
+        .await
+        .query("SELECT id, v, b FROM sp.t ORDER BY id")
+        .await
+        .expect("rows");
+    assert_eq!(
+        rows,
+        vec![
+            (1, Some("from master".into()), Some(vec![0, 0xFF])),
+            (2, Some("updated".into()), None),
+            (3, Some("from slave".into()), Some(vec![1])),
+        ]
+    );
+    assert_eq!(
+        fingerprint(&cluster.master, "sp").await,
+        fingerprint(slave, "sp").await
+    );
+}

@@ -22,6 +22,7 @@ use crate::node::NodeShared;
 use crate::sql::classify::{Classified, classify};
 use crate::sql::local_infile::is_local_infile;
 use crate::sql::policy::{Context, Decision, decide};
+use crate::sql::prepare;
 use crate::sql::quote_ident;
 
 /// Command bytes of the client/server protocol handled here.
@@ -46,6 +47,7 @@ mod com {
 const BACKEND_COLLATION: u8 = 45;
 
 mod forward;
+mod prepared_sql;
 mod replicated;
 mod statements;
 mod status;
@@ -80,6 +82,8 @@ pub struct Session<R, W> {
     forward: Option<forward::Forward>,
     /// Prepared statements of this client.
     statements: statements::Statements,
+    /// SQL-level prepared statements of this client (`PREPARE name FROM …`).
+    sql_statements: prepared_sql::Registry,
     /// Counts backend connections this session has had; a prepared statement belongs to one.
     conn_epoch: u64,
 }
@@ -104,6 +108,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             reply_seq: 1,
             forward: None,
             statements: Default::default(),
+            sql_statements: Default::default(),
             conn_epoch: 0,
         }
     }
@@ -247,6 +252,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         self.forward = None;
         self.pending.clear();
         self.statements.clear();
+        self.sql_statements.clear();
         self.db = None;
         self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits();
     }
@@ -333,6 +339,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     /// COM_QUERY: classify, decide, relay.
     async fn query(&mut self, sql: &[u8]) -> Result<(), End> {
+        if let Some(command) = prepare::parse(&String::from_utf8_lossy(sql)) {
+            return match self.prepared_sql(sql, command).await? {
+                prepared_sql::Plan::Done => Ok(()),
+                prepared_sql::Plan::RunInstead(text) => self.run_query(text.as_bytes()).await,
+            };
+        }
+        self.run_query(sql).await
+    }
+
+    /// Classifies, decides and relays one packet of SQL.
+    async fn run_query(&mut self, sql: &[u8]) -> Result<(), End> {
         let text = String::from_utf8_lossy(sql);
         let classified = classify(&text);
         if let Some(refusal) = self.refusal(&text, &classified) {

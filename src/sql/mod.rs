@@ -6,6 +6,7 @@ pub mod keywords;
 pub mod lexer;
 pub mod local_infile;
 pub mod policy;
+pub mod prepare;
 
 /// `name` as a backtick-quoted identifier, safe to splice into SQL whatever it contains.
 pub fn quote_ident(name: &str) -> String {

@@ -1,0 +1,176 @@
+//! SQL-level prepared statements (`PREPARE` / `EXECUTE … USING` / `EXECUTE IMMEDIATE` /
+//! `DEALLOCATE PREPARE`) on a node that logs or forwards writes.
+//!
+//! The backend keeps the prepared statement and the user variables, and no other server has
+//! them: an `EXECUTE` that changes data is therefore run as the text it was prepared from, with
+//! its values inlined, so that the log and the master see one self-contained statement — the same
+//! rule as for binary-protocol prepared writes. `PREPARE` itself stays on the node's own backend
+//! (it is session state), after the policy has judged the statement it prepares.
+
+use std::collections::HashMap;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Row, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{End, Session};
+use crate::frontend::prepared::{inline, placeholders};
+use crate::frontend::reply::ErrorReply;
+use crate::sql::classify::{StatementClass, classify};
+use crate::sql::prepare::{PreparedSql, Source};
+
+/// The SQL each statement name was prepared from, and the backend connection (epoch) holding it.
+pub(super) type Registry = HashMap<String, (String, u64)>;
+
+/// What the session does with a prepared-statement command.
+pub(super) enum Plan {
+    /// Answered already.
+    Done,
+    /// Run this text instead, as if the client had sent it.
+    RunInstead(String),
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+    /// True when the node sends changes somewhere else (a replicating master logs them, a slave
+    /// forwards them): only then must an `EXECUTE` name what it runs.
+    fn relays_changes(&self) -> bool {
+        self.node.master.is_some() || self.node.replica.is_some()
+    }
+
+    /// Handles `command` (the packet `sql`) on a relaying node.
+    pub(super) async fn prepared_sql(
+        &mut self,
+        sql: &[u8],
+        command: PreparedSql,
+    ) -> Result<Plan, End> {
+        if !self.relays_changes() {
+            self.execute(sql).await?;
+            return Ok(Plan::Done);
+        }
+        match command {
+            PreparedSql::Prepare { name, source } => {
+                // The server drops the old statement of that name whatever happens next.
+                self.sql_statements.remove(&name);
+                let Some(text) = self.source_text(&source).await else {
+                    self.execute(sql).await?;
+                    return Ok(Plan::Done);
+                };
+                if let Some(refusal) = self.refusal(&text, &classify(&text)) {
+                    self.replies.error(&refusal);
+                    return Ok(Plan::Done);
+                }
+                if self.execute(sql).await? {
+                    self.sql_statements.insert(name, (text, self.conn_epoch));
+                }
+                Ok(Plan::Done)
+            }
+            PreparedSql::Execute { name, using } => {
+                let known = self
+                    .sql_statements
+                    .get(&name)
+                    .filter(|(_, epoch)| *epoch == self.conn_epoch && self.conn.is_some())
+                    .map(|(text, _)| text.clone());
+                let Some(text) = known else {
+                    self.replies.error(&ErrorReply::new(
+                        1243,
+                        "HY000",
+                        format!(
+                            "Unknown prepared statement handler ({name}) given to EXECUTE: \
+                             myrelay knows the statements prepared in a packet of their own on \
+                             this connection"
+                        ),
+                    ));
+                    return Ok(Plan::Done);
+                };
+                self.inline_execute(sql, &text, &using).await
+            }
+            PreparedSql::Immediate { source, using } => {
+                let Some(text) = self.source_text(&source).await else {
+                    self.execute(sql).await?;
+                    return Ok(Plan::Done);
+                };
+                self.inline_execute(sql, &text, &using).await
+            }
+            PreparedSql::Deallocate { name } => {
+                if self.execute(sql).await? {
+                    self.sql_statements.remove(&name);
+                }
+                Ok(Plan::Done)
+            }
+        }
+    }
+
+    /// The SQL a `PREPARE` or `EXECUTE IMMEDIATE` names: the literal, or the variable's value.
+    async fn source_text(&mut self, source: &Source) -> Option<String> {
+        match source {
+            Source::Literal(text) => Some(text.clone()),
+            Source::Variable(var) => {
+                if !self.conn_or_reply().await {
+                    return None;
+                }
+                let conn = self.conn.as_mut()?;
+                conn.query_first::<Option<String>, _>(format!("SELECT {var}"))
+                    .await
+                    .ok()
+                    .flatten()
+                    .flatten()
+            }
+        }
+    }
+
+    /// `EXECUTE` of `text` with `using`: a statement that runs here (a read or session change)
+    /// runs as sent; anything else becomes `text` with the values inlined.
+    async fn inline_execute(
+        &mut self,
+        sql: &[u8],
+        text: &str,
+        using: &[String],
+    ) -> Result<Plan, End> {
+        let classified = classify(text);
+        if classified.class() <= StatementClass::Session && !self.forwards(&classified) {
+            self.execute(sql).await?;
+            return Ok(Plan::Done);
+        }
+        if placeholders(text) != using.len() {
+            // The server's own complaint, without running anything.
+            self.execute(sql).await?;
+            return Ok(Plan::Done);
+        }
+        if !self.conn_or_reply().await {
+            return Ok(Plan::Done);
+        }
+        let values: Vec<Value> = if using.is_empty() {
+            Vec::new()
+        } else {
+            let Some(conn) = self.conn.as_mut() else {
+                return Ok(Plan::Done);
+            };
+            // The binary protocol returns each value with its type, as EXECUTE would bind it.
+            match conn
+                .exec_first::<Row, _, _>(format!("SELECT {}", using.join(", ")), ())
+                .await
+            {
+                Ok(Some(row)) => (0..row.len())
+                    .filter_map(|i| row.as_ref(i).cloned())
+                    .collect(),
+                Ok(None) => Vec::new(),
+                Err(e) => {
+                    let failure = self.node.backend.failure(e);
+                    self.replies.error(&failure.reply);
+                    if failure.broken {
+                        self.conn = None;
+                    }
+                    return Ok(Plan::Done);
+                }
+            }
+        };
+        let (_, charset) = self.session_context().await;
+        match inline(text, &values, &charset) {
+            Some(inlined) => Ok(Plan::RunInstead(inlined)),
+            None => {
+                self.execute(sql).await?;
+                Ok(Plan::Done)
+            }
+        }
+    }
+}

@@ -126,6 +126,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Backend connections this node opens at most (each client session owns one while connected).
     pub backend_pool_size: usize,
+    /// Largest file a client may send with `LOAD DATA LOCAL INFILE`; 0 refuses the statement.
+    /// The node holds the file in memory (a replicating master also logs it), hence the bound.
+    pub max_local_infile: usize,
 }
 
 /// Everything a node needs to run, resolved and checked.
@@ -225,6 +228,7 @@ struct RawLimits {
     max_allowed_packet: Option<usize>,
     max_connections: Option<usize>,
     backend_pool_size: Option<usize>,
+    max_local_infile: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -384,6 +388,7 @@ impl NodeConfig {
                 raw.limits.backend_pool_size,
                 200,
             )?,
+            max_local_infile: raw.limits.max_local_infile.unwrap_or(0),
         };
         let replication = match raw.replication {
             None => None,

@@ -173,6 +173,7 @@ impl Demo {
                     max_allowed_packet: DEFAULT_MAX_ALLOWED_PACKET,
                     max_connections: 1000,
                     backend_pool_size: 200,
+                    max_local_infile: 0,
                 },
                 replication: Some(Replication {
                     listen: (i == 0).then(|| SocketAddr::from(([127, 0, 0, 1], 0))),

@@ -5,7 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ADMIN, Cluster, applied_lsn, fingerprint};
+use common::{ADMIN, APP, Cluster, TestNode, applied_lsn, fingerprint, mariadb_cli};
+use myrelay::config::NodeRole;
 use mysql_async::prelude::Queryable;
 
 const SCHEMA: &str = "CREATE TABLE rep.events (id BIGINT AUTO_INCREMENT PRIMARY KEY, \
@@ -500,5 +501,94 @@ async fn ddl_interrupted_by_a_crash_is_retried_once_without_stopping_the_slave()
     assert_eq!(
         fingerprint(&cluster.slaves[0], "cr").await,
         fingerprint(&cluster.master, "cr").await
+    );
+}
+
+/// `LOAD DATA LOCAL INFILE` where `limits.max_local_infile` allows it: the stock CLI sends its
+/// file to the master node (logged with the statement, so slaves load the same bytes) and to a
+/// slave node (forwarded with the file to the master); a file over the limit is refused and the
+/// connection goes on.
+#[tokio::test]
+async fn local_infile_replicates_the_clients_file() {
+    let cluster = Cluster::start_with(1, |c| c.limits.max_local_infile = 1024).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let small = dir.path().join("students.csv");
+    std::fs::write(&small, "1,Ada\n2,Grace \\N\n3,\"Q,uote\"\n").expect("csv");
+    let large = dir.path().join("large.csv");
+    std::fs::write(&large, "9,x\n".repeat(400)).expect("csv");
+    let mut admin = cluster.master.connect(ADMIN).await;
+    admin.query_drop("CREATE DATABASE li").await.expect("db");
+    admin
+        .query_drop("CREATE TABLE li.t (id INT PRIMARY KEY, name VARCHAR(20))")
+        .await
+        .expect("table");
+    let load = |file: &std::path::Path, first: u32| {
+        format!(
+            "LOAD DATA LOCAL INFILE '{}' INTO TABLE t FIELDS TERMINATED BY ',' \
+             OPTIONALLY ENCLOSED BY '\"' (@id, name) SET id = @id + {first};\n\
+             SELECT COUNT(*) FROM t;\n",
+            file.display()
+        )
+    };
+    let args = ["--local-infile=1", "--skip-column-names", "li"];
+    let out = mariadb_cli(
+        cluster.master.addr(),
+        ADMIN.0,
+        ADMIN.1,
+        &args,
+        &load(&small, 0),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+    let slave = &cluster.slaves[0];
+    let out = mariadb_cli(slave.addr(), APP.0, APP.1, &args, &load(&small, 10)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "6",
+        "reads its own write"
+    );
+    let too_large = format!("{}SELECT 'still here';\n", load(&large, 100));
+    let out = mariadb_cli(slave.addr(), APP.0, APP.1, &["--force", "li"], &too_large).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ERROR 1148") && stderr.contains("max_local_infile (1024 bytes)"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("still here"));
+
+    cluster.converge(Duration::from_secs(20)).await;
+    let rows: Vec<(i64, String)> = slave
+        .direct()
+        .await
+        .query("SELECT id, name FROM li.t ORDER BY id")
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    assert_eq!(rows[2], (3, "Q,uote".to_string()));
+    assert_eq!(
+        fingerprint(&cluster.master, "li").await,
+        fingerprint(slave, "li").await
+    );
+    // Where the limit is 0 (the default), the statement is refused before any file is asked for.
+    let node = TestNode::start("plain", NodeRole::Master).await;
+    let out = mariadb_cli(
+        node.addr(),
+        ADMIN.0,
+        ADMIN.1,
+        &["--local-infile=1"],
+        &load(&small, 0),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ERROR 1148") && stderr.contains("max_local_infile is 0"),
+        "{stderr}"
     );
 }

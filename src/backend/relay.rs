@@ -60,6 +60,15 @@ async fn next_set<P: Protocol>(
     }
 }
 
+/// Makes `data` the file `conn`'s next `LOAD DATA LOCAL INFILE` sends: a backend never reads a
+/// file of the node's own, only the bytes a client sent (or the log recorded).
+pub fn supply_infile(conn: &mut Conn, data: bytes::Bytes) {
+    conn.set_infile_handler(async move {
+        let file: mysql_async::InfileData = Box::pin(futures_util::stream::iter([Ok(data)]));
+        Ok(file)
+    });
+}
+
 /// Runs `sql` on `conn` (a connection to `server`) and writes the complete reply to the client
 /// (not flushed). Returns the session status bits of the last packet relayed.
 pub async fn relay_query<W: AsyncWrite + Unpin>(

@@ -22,13 +22,16 @@ const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
 /// Default collation advertised in the greeting (utf8mb4_general_ci); clients send their own.
 const GREETING_COLLATION: u8 = 45;
 
-/// Capabilities a node offers. No SSL or compression yet (clients fall back), no LOCAL INFILE.
+/// Capabilities a node offers (SSL is added where TLS is configured). Not compression nor session
+/// tracking: its backend driver negotiates neither, and clients fall back. LOCAL INFILE is offered
+/// and then allowed or refused per statement (`limits.max_local_infile`).
 pub fn server_capabilities() -> CapabilityFlags {
     CapabilityFlags::CLIENT_LONG_PASSWORD
         | CapabilityFlags::CLIENT_FOUND_ROWS
         | CapabilityFlags::CLIENT_LONG_FLAG
         | CapabilityFlags::CLIENT_CONNECT_WITH_DB
         | CapabilityFlags::CLIENT_IGNORE_SPACE
+        | CapabilityFlags::CLIENT_LOCAL_FILES
         | CapabilityFlags::CLIENT_PROTOCOL_41
         | CapabilityFlags::CLIENT_INTERACTIVE
         | CapabilityFlags::CLIENT_IGNORE_SIGPIPE

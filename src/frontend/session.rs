@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use super::handshake::{HandshakeError, Login, change_user};
 use super::packet::{PacketError, PacketReader};
 use super::reply::{ErrorReply, OkInfo, Replies};
-use crate::backend::relay::{RelayError, relay_query, use_database};
+use crate::backend::relay::{RelayError, relay_query, supply_infile, use_database};
 use crate::node::NodeShared;
 use crate::sql::classify::{Classified, classify};
 use crate::sql::local_infile::is_local_infile;
@@ -47,6 +47,7 @@ mod com {
 const BACKEND_COLLATION: u8 = 45;
 
 mod forward;
+mod local_infile;
 mod prepared_sql;
 mod replicated;
 mod statements;
@@ -84,6 +85,8 @@ pub struct Session<R, W> {
     statements: statements::Statements,
     /// SQL-level prepared statements of this client (`PREPARE name FROM …`).
     sql_statements: prepared_sql::Registry,
+    /// The file the client sent for the `LOAD DATA LOCAL INFILE` about to run.
+    infile: Option<bytes::Bytes>,
     /// Counts backend connections this session has had; a prepared statement belongs to one.
     conn_epoch: u64,
 }
@@ -109,6 +112,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             forward: None,
             statements: Default::default(),
             sql_statements: Default::default(),
+            infile: None,
             conn_epoch: 0,
         }
     }
@@ -364,6 +368,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Ok(());
         }
         debug!(class = classified.class().as_str(), "executing");
+        if is_local_infile(&text) && !self.receive_infile(&text).await? {
+            return Ok(());
+        }
         if let Some(master) = self.node.master.clone() {
             return self.query_on_master(sql, &text, &classified, &master).await;
         }
@@ -415,12 +422,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     /// The error to answer instead of running the packet, if any.
     fn refusal(&self, text: &str, classified: &Classified) -> Option<ErrorReply> {
-        if is_local_infile(text) {
-            return Some(ErrorReply::new(
-                1148,
-                "42000",
-                "LOAD DATA LOCAL INFILE is not allowed through myrelay: the backend would read the file from the node, not from your client",
-            ));
+        if is_local_infile(text)
+            && let Some(refusal) = self.local_infile_refusal(text)
+        {
+            return Some(refusal);
         }
         if classified.statements.len() > 1
             && !self
@@ -450,6 +455,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(false);
         };
+        if let Some(file) = self.infile.take() {
+            supply_infile(conn, file);
+        }
         let connection_id = conn.id();
         let server = self.node.backend.addr();
         let outcome = tokio::select! {

@@ -12,6 +12,7 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
 use super::change::Change;
+use crate::backend::relay::supply_infile;
 use crate::sql::quote_ident;
 
 /// Creates the bookkeeping table on a backend if needed.
@@ -98,6 +99,12 @@ pub async fn apply(conn: &mut Conn, lsn: u64, change: &Change) -> mysql_async::R
                 context.push_str(&format!(", LAST_INSERT_ID = {id}"));
             }
             conn.query_drop(context).await?;
+            if let Some(data) = stmt
+                .infile_bytes()
+                .map_err(|e| mysql_async::Error::Other(e.into()))?
+            {
+                supply_infile(conn, data.into());
+            }
             match conn.query_drop(stmt.sql.as_str()).await {
                 Err(e) if retry && already_done(&e) => {
                     tracing::warn!(lsn, error = %e, "DDL interrupted by a crash had already run");

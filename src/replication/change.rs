@@ -19,6 +19,39 @@ pub struct LoggedStatement {
     /// with `SET LAST_INSERT_ID`, since the applier's session has its own.
     #[serde(default)]
     pub last_insert_id: Option<u64>,
+    /// The file a `LOAD DATA LOCAL INFILE` read from the client, in hex; replay hands the
+    /// backend these bytes, since the client's file exists nowhere else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infile: Option<String>,
+}
+
+impl LoggedStatement {
+    /// Logs `data` as the statement's LOCAL INFILE file.
+    pub fn with_infile(mut self, data: Option<&[u8]>) -> Self {
+        self.infile = data.map(|d| d.iter().map(|b| format!("{b:02x}")).collect());
+        self
+    }
+
+    /// The logged LOCAL INFILE file, if any; `Err` for a damaged entry.
+    pub fn infile_bytes(&self) -> Result<Option<Vec<u8>>, String> {
+        let Some(hex) = &self.infile else {
+            return Ok(None);
+        };
+        let digits = hex.as_bytes();
+        if digits.len() % 2 != 0 {
+            return Err("odd-length infile data".into());
+        }
+        digits
+            .chunks(2)
+            .map(|pair| {
+                std::str::from_utf8(pair)
+                    .ok()
+                    .and_then(|s| u8::from_str_radix(s, 16).ok())
+                    .ok_or_else(|| "bad infile data".to_string())
+            })
+            .collect::<Result<Vec<u8>, String>>()
+            .map(Some)
+    }
 }
 
 /// One committed unit: a whole transaction or one autocommit statement.
@@ -56,14 +89,22 @@ mod tests {
             sql_mode: "STRICT_TRANS_TABLES".into(),
             charset: "utf8mb4".into(),
             ddl: false,
-            statements: vec![LoggedStatement {
-                sql: "INSERT INTO t VALUES ('😀\\0')".into(),
-                db: Some("school".into()),
-                timestamp: "1700000000.123456".into(),
-                insert_id: Some(42),
-                last_insert_id: None,
-            }],
+            statements: vec![
+                LoggedStatement {
+                    sql: "INSERT INTO t VALUES ('😀\\0')".into(),
+                    db: Some("school".into()),
+                    timestamp: "1700000000.123456".into(),
+                    insert_id: Some(42),
+                    last_insert_id: None,
+                    infile: None,
+                }
+                .with_infile(Some(b"1,a\n\xff")),
+            ],
         };
+        assert_eq!(
+            change.statements[0].infile_bytes(),
+            Ok(Some(b"1,a\n\xff".to_vec()))
+        );
         assert_eq!(Change::decode(&change.encode()), Ok(change));
         assert!(Change::decode(b"{not json").is_err());
     }

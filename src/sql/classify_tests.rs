@@ -266,7 +266,12 @@ const CASES: &[(&str, StatementClass)] = &[
     ("SELECT * FROM t INTO DUMPFILE '/tmp/x'", Admin),
     ("SELECT LOAD_FILE('/etc/passwd')", Admin),
     ("LOAD DATA INFILE 'x' INTO TABLE t", Admin),
-    ("LOAD DATA LOCAL INFILE 'x' INTO TABLE t", Admin),
+    ("LOAD DATA LOCAL INFILE 'x' INTO TABLE t", Write),
+    (
+        "LOAD DATA LOW_PRIORITY LOCAL INFILE 'x' INTO TABLE t",
+        Write,
+    ),
+    ("LOAD XML LOCAL INFILE 'x' INTO TABLE t", Write),
     ("LOAD XML INFILE 'x' INTO TABLE t", Admin),
     ("BINLOG 'abc'", Admin),
     ("CACHE INDEX t IN k", Admin),

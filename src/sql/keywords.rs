@@ -174,6 +174,15 @@ fn leading_rule(text: &str, t: &[Token], ctx: Ctx) -> Head {
         "RENAME" => head(Ddl, &format!("RENAME {w1}"), 2),
         "TRUNCATE" => head(Ddl, "TRUNCATE TABLE", 1),
         "OPTIMIZE" | "REPAIR" => head(Ddl, &format!("{w0} TABLE"), 1),
+        // The server's own files need FILE rights (admin); a LOCAL file is the client's data,
+        // which the node itself asks the client for: a write like an INSERT.
+        "LOAD"
+            if t.iter()
+                .take_while(|k| !k.is_word("INFILE"))
+                .any(|k| k.is_word("LOCAL")) =>
+        {
+            head(Write, &format!("LOAD {w1} LOCAL"), 2)
+        }
         "LOAD" => head(Admin, &format!("LOAD {w1}"), 2),
         "GRANT" | "REVOKE" | "KILL" | "SHUTDOWN" | "FLUSH" | "RESET" | "PURGE" | "CHANGE"
         | "INSTALL" | "UNINSTALL" | "BINLOG" | "CACHE" | "RESTART" | "CLONE" | "BACKUP"
@@ -498,6 +507,8 @@ pub fn anywhere_class(t: &[Token]) -> StatementClass {
             // column/foreign-key clauses of DDL.
             "UPDATE" if prev_is("FOR") || prev_is("ON") => None,
             "DELETE" if prev_is("ON") => None,
+            // LOCAL INFILE is the client's file, which the node asks the client for.
+            "INFILE" if t[..i].iter().any(|k| k.is_word("LOCAL")) => None,
             // NEXT VALUE FOR seq advances a sequence.
             "NEXT"
                 if next.is_some_and(|n| n.is_word("VALUE"))

@@ -80,6 +80,7 @@ pub fn node_config(name: &str, role: NodeRole, backend: SocketAddr) -> NodeConfi
             max_allowed_packet: 4 * 1024 * 1024,
             max_connections: 100,
             backend_pool_size: 50,
+            max_local_infile: 0,
         },
         replication: None,
         tls: None,
@@ -193,6 +194,8 @@ pub struct Cluster {
     pub master: TestNode,
     pub slaves: Vec<TestNode>,
     pub log_dir: tempfile::TempDir,
+    /// Applied to every node's config before it starts.
+    configure: fn(&mut NodeConfig),
 }
 
 /// Replication settings for a master logging to `log_dir`.
@@ -220,16 +223,23 @@ pub fn slave_replication(master: SocketAddr, secret: &str) -> myrelay::config::R
 impl Cluster {
     /// A master and `slaves` slaves.
     pub async fn start(slaves: usize) -> Cluster {
+        Cluster::start_with(slaves, |_| {}).await
+    }
+
+    /// A master and `slaves` slaves, each node's config passed through `configure` first.
+    pub async fn start_with(slaves: usize, configure: fn(&mut NodeConfig)) -> Cluster {
         let log_dir = tempfile::tempdir().expect("log dir");
         let server = backend().await;
         let mut config = node_config("master", NodeRole::Master, server.addr());
         config.replication = Some(master_replication(log_dir.path()));
+        configure(&mut config);
         let node = node::start(config).await.expect("start master");
         let master = TestNode { node, server };
         let mut cluster = Cluster {
             master,
             slaves: Vec::new(),
             log_dir,
+            configure,
         };
         for _ in 0..slaves {
             cluster.add_slave(SECRET).await;
@@ -252,6 +262,7 @@ impl Cluster {
         let mut config = node_config(&name, NodeRole::Slave, server.addr());
         config.master = Some(self.master.addr().to_string());
         config.replication = Some(slave_replication(self.replication_addr(), secret));
+        (self.configure)(&mut config);
         let node = node::start(config).await.expect("start slave");
         self.slaves.push(TestNode { node, server });
         self.slaves.last().expect("just pushed")

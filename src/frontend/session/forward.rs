@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::{End, Session};
 use crate::backend::pool::failure;
-use crate::backend::relay::{RelayError, relay_query};
+use crate::backend::relay::{RelayError, relay_query, supply_infile};
 use crate::frontend::reply::ErrorReply;
 use crate::sql::classify::{Classified, StatementClass};
 use crate::sql::policy::{Decision, decide};
@@ -126,6 +126,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 return Ok(());
             }
             fwd.db = self.db.clone();
+        }
+        if let Some(file) = self.infile.take() {
+            supply_infile(&mut fwd.conn, file);
         }
         let outcome = tokio::select! {
             r = relay_query(fwd.addr, &mut fwd.conn, sql, &mut self.replies, fwd.status) => Some(r),

@@ -160,6 +160,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if wrap {
             self.replies.hide_status(IN_TRANS);
         }
+        let infile = self.infile.clone();
         let ran = self.execute(sql).await;
         self.replies.hide_status(0);
         let ran = ran?;
@@ -196,13 +197,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
             return Ok(());
         }
-        self.pending.push(LoggedStatement {
-            sql: text.to_string(),
-            db: self.db.clone(),
-            timestamp,
-            insert_id,
-            last_insert_id,
-        });
+        self.pending.push(
+            LoggedStatement {
+                sql: text.to_string(),
+                db: self.db.clone(),
+                timestamp,
+                insert_id,
+                last_insert_id,
+                infile: None,
+            }
+            .with_infile(infile.as_deref()),
+        );
         if wrap {
             self.commit_pending(master, None).await?;
             self.status &= !IN_TRANS;
@@ -242,6 +247,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 timestamp: timestamp_now(),
                 insert_id: None,
                 last_insert_id: None,
+                infile: None,
             }],
         };
         match master.log(&turn, &change).await {

@@ -30,6 +30,8 @@ pub struct DemoOptions {
     pub port: u16,
     /// Keep backend data here instead of a temporary directory.
     pub data_dir: Option<PathBuf>,
+    /// Clients each node serves at once (`limits.max_connections`).
+    pub max_connections: usize,
 }
 
 /// Why the demo could not run.
@@ -171,7 +173,7 @@ impl Demo {
                 users: users.clone(),
                 limits: Limits {
                     max_allowed_packet: DEFAULT_MAX_ALLOWED_PACKET,
-                    max_connections: 1000,
+                    max_connections: opts.max_connections,
                     backend_pool_size: 200,
                     max_local_infile: 0,
                 },

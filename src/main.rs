@@ -55,6 +55,9 @@ enum Command {
         /// Keep the backends' data in this directory (default: a temporary one, removed on exit).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Clients each node serves at once.
+        #[arg(long, default_value_t = 1000)]
+        max_connections: usize,
     },
 }
 
@@ -122,10 +125,12 @@ fn main() -> ExitCode {
                 slaves,
                 port,
                 data_dir,
+                max_connections,
             } => demo::run(DemoOptions {
                 slaves,
                 port,
                 data_dir,
+                max_connections,
             })
             .await
             .map_err(|e| e.to_string()),

@@ -87,6 +87,8 @@ pub struct Session<R, W> {
     sql_statements: prepared_sql::Registry,
     /// The file the client sent for the `LOAD DATA LOCAL INFILE` about to run.
     infile: Option<bytes::Bytes>,
+    /// `@@sql_mode` and `@@character_set_client` of the backend session, once asked.
+    context: Option<(String, String)>,
     /// Counts backend connections this session has had; a prepared statement belongs to one.
     conn_epoch: u64,
 }
@@ -113,6 +115,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             statements: Default::default(),
             sql_statements: Default::default(),
             infile: None,
+            context: None,
             conn_epoch: 0,
         }
     }
@@ -257,6 +260,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         self.pending.clear();
         self.statements.clear();
         self.sql_statements.clear();
+        self.context = None;
         self.db = None;
         self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits();
     }
@@ -368,6 +372,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Ok(());
         }
         debug!(class = classified.class().as_str(), "executing");
+        self.forget_context(&classified);
         if is_local_infile(&text) && !self.receive_infile(&text).await? {
             return Ok(());
         }
@@ -536,6 +541,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         self.conn = Some(conn);
         self.conn_epoch += 1;
+        self.context = None;
         Ok(())
     }
 

@@ -237,6 +237,16 @@ impl Master {
             })
     }
 
+    /// Records `lsn` in the transaction open on `conn` and commits it, in one round trip.
+    pub async fn record_and_commit(&self, conn: &mut Conn, lsn: u64) -> Result<(), CommitError> {
+        conn.query_drop(format!("{}; COMMIT", apply::record_lsn(lsn)))
+            .await
+            .map_err(|source| {
+                self.needs_recovery();
+                CommitError::Backend { lsn, source }
+            })
+    }
+
     /// A snapshot of the slaves, by name.
     pub fn slaves(&self) -> BTreeMap<String, SlaveState> {
         let mut slaves = self.slaves.lock().map(|s| s.clone()).unwrap_or_default();

@@ -43,6 +43,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         sql: &[u8],
         command: PreparedSql,
     ) -> Result<Plan, End> {
+        self.context = None;
         if !self.relays_changes() {
             self.execute(sql).await?;
             return Ok(Plan::Done);

@@ -30,6 +30,18 @@ fn not_supported(what: &str) -> ErrorReply {
     )
 }
 
+/// `COMMIT` with nothing that changes what follows it (no `AND CHAIN`, no `RELEASE`).
+fn is_plain_commit(sql: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(sql);
+    let words: Vec<String> = text
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect();
+    words == ["COMMIT"] || words == ["COMMIT", "WORK"]
+}
+
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// True while the backend connection holds an open transaction (explicit, or autocommit off).
     fn in_transaction(&self) -> bool {
@@ -142,12 +154,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         } else {
             None
         };
-        let prepare = if wrap {
-            format!("BEGIN; SET TIMESTAMP = {timestamp}")
-        } else {
-            format!("SET TIMESTAMP = {timestamp}")
+        // `SET STATEMENT timestamp = … FOR` pins the clock for this statement alone, in the same
+        // round trip; a statement that is itself a SET STATEMENT cannot be wrapped again.
+        let per_statement = !text
+            .trim_start()
+            .get(..13)
+            .is_some_and(|head| head.eq_ignore_ascii_case("SET STATEMENT"));
+        let prepare = match (wrap, per_statement) {
+            (true, true) => "BEGIN".to_string(),
+            (true, false) => format!("BEGIN; SET TIMESTAMP = {timestamp}"),
+            (false, true) => String::new(),
+            (false, false) => format!("SET TIMESTAMP = {timestamp}"),
         };
-        if let Some(conn) = self.conn.as_mut()
+        if !prepare.is_empty()
+            && let Some(conn) = self.conn.as_mut()
             && let Err(e) = conn.query_drop(prepare).await
         {
             let failure = self.node.backend.failure(e);
@@ -161,21 +181,29 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             self.replies.hide_status(IN_TRANS);
         }
         let infile = self.infile.clone();
-        let ran = self.execute(sql).await;
+        let ran = if per_statement {
+            let mut pinned = format!("SET STATEMENT timestamp = {timestamp} FOR ").into_bytes();
+            pinned.extend_from_slice(sql);
+            self.execute(&pinned).await
+        } else {
+            self.execute(sql).await
+        };
         self.replies.hide_status(0);
         let ran = ran?;
         let Some(conn) = self.conn.as_mut() else {
             return Ok(()); // lost: the backend rolled the transaction back
         };
         let insert_id = conn.last_insert_id();
-        let reset = if ran {
-            "SET TIMESTAMP = DEFAULT"
-        } else if wrap {
-            "ROLLBACK; SET TIMESTAMP = DEFAULT"
-        } else {
-            "SET TIMESTAMP = DEFAULT"
-        };
-        if let Err(e) = conn.query_drop(reset).await {
+        let mut reset = Vec::new();
+        if !ran && wrap {
+            reset.push("ROLLBACK");
+        }
+        if !per_statement {
+            reset.push("SET TIMESTAMP = DEFAULT");
+        }
+        if !reset.is_empty()
+            && let Err(e) = conn.query_drop(reset.join("; ")).await
+        {
             warn!(error = %e, "could not reset the pinned timestamp");
         }
         if !ran {
@@ -279,17 +307,40 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     }
 
     /// `@@sql_mode` and `@@character_set_client` of this session, for deterministic replay.
+    /// Forgets the remembered `session_context` before `classified` runs if it may change it:
+    /// anything but reads, transaction control and plain writes (a CALLed routine may SET it).
+    pub(super) fn forget_context(&mut self, classified: &Classified) {
+        let keeps = classified.statements.iter().all(|s| match s.class {
+            StatementClass::Read | StatementClass::Transaction => true,
+            StatementClass::Write => s.verb != "CALL",
+            _ => false,
+        });
+        if !keeps {
+            self.context = None;
+        }
+    }
+
+    /// Asked of the backend once and then remembered until a statement that may change them
+    /// runs (see `forget_context`).
     pub(super) async fn session_context(&mut self) -> (String, String) {
+        if let Some(known) = &self.context {
+            return known.clone();
+        }
         let Some(conn) = self.conn.as_mut() else {
             return (String::new(), "utf8mb4".into());
         };
-        conn.query_first::<(String, String), _>(
-            "SELECT @@session.sql_mode, @@session.character_set_client",
-        )
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| (String::new(), "utf8mb4".into()))
+        match conn
+            .query_first::<(String, String), _>(
+                "SELECT @@session.sql_mode, @@session.character_set_client",
+            )
+            .await
+        {
+            Ok(Some(context)) => {
+                self.context = Some(context.clone());
+                context
+            }
+            _ => (String::new(), "utf8mb4".into()),
+        }
     }
 
     /// Logs the pending writes durably and commits them, in log order. `client_commit` is the
@@ -325,6 +376,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             master.replay_now(&self.node.backend).await;
             return Ok(());
         };
+        if client_commit.is_none_or(is_plain_commit) {
+            // The usual case, in one round trip; the OK a plain COMMIT gets carries only status.
+            if let Err(e) = master.record_and_commit(conn, lsn).await {
+                error!(error = %e, lsn, "logged change not committed; replaying it");
+                let _ = conn.query_drop("ROLLBACK").await;
+                master.replay_now(&self.node.backend).await;
+            }
+            self.status &= !IN_TRANS;
+            if client_commit.is_some() {
+                self.replies.ok(&OkInfo::status(self.status));
+            }
+            return Ok(());
+        }
         if let Err(e) = master.record(conn, lsn).await {
             // Committing without the LSN would apply the change twice once it is replayed:
             // drop this transaction and let the replay apply it, exactly once.

@@ -241,6 +241,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         p.long_data.clear();
         let classified = p.classified.clone();
         let sql = p.sql.clone();
+        self.forget_context(&classified);
         if let Some(refusal) = self.statement_refusal(&classified) {
             self.replies.error(&refusal);
             return Ok(());

@@ -78,46 +78,46 @@ pub async fn apply(conn: &mut Conn, lsn: u64, change: &Change) -> mysql_async::R
             "UPDATE myrelay.applied SET ddl_pending = {lsn} WHERE id = 1"
         ))
         .await?;
-    } else {
-        conn.query_drop("BEGIN").await?;
     }
+    // Each statement goes in one round trip with its context (and BEGIN before the first); the
+    // statement comes last in its packet, so nothing it ends with can swallow what follows.
+    let mut prefix = if change.ddl { "" } else { "BEGIN;\n" }.to_string();
     let result = async {
         for stmt in &change.statements {
             if let Some(db) = &stmt.db {
-                conn.query_drop(format!("USE {}", quote_ident(db))).await?;
+                prefix.push_str(&format!("USE {};\n", quote_ident(db)));
             }
             let timestamp: String = stmt
                 .timestamp
                 .chars()
                 .filter(|c| c.is_ascii_digit() || *c == '.')
                 .collect();
-            let mut context = format!("SET TIMESTAMP = {timestamp}");
+            let mut context = std::mem::take(&mut prefix);
+            context.push_str(&format!("SET TIMESTAMP = {timestamp}"));
             if let Some(id) = stmt.insert_id {
                 context.push_str(&format!(", INSERT_ID = {id}"));
             }
             if let Some(id) = stmt.last_insert_id {
                 context.push_str(&format!(", LAST_INSERT_ID = {id}"));
             }
-            conn.query_drop(context).await?;
+            context.push_str(";\n");
+            context.push_str(&stmt.sql);
             if let Some(data) = stmt
                 .infile_bytes()
                 .map_err(|e| mysql_async::Error::Other(e.into()))?
             {
                 supply_infile(conn, data.into());
             }
-            match conn.query_drop(stmt.sql.as_str()).await {
+            match conn.query_drop(context).await {
                 Err(e) if retry && already_done(&e) => {
                     tracing::warn!(lsn, error = %e, "DDL interrupted by a crash had already run");
                 }
                 other => other?,
             }
         }
-        conn.query_drop(format!("SET TIMESTAMP = DEFAULT; {}", record_lsn(lsn)))
-            .await?;
-        if !change.ddl {
-            conn.query_drop("COMMIT").await?;
-        }
-        Ok(())
+        let commit = if change.ddl { "" } else { "; COMMIT" };
+        conn.query_drop(format!("SET TIMESTAMP = DEFAULT; {}{commit}", record_lsn(lsn)))
+            .await
     }
     .await;
     if result.is_err() && !change.ddl {

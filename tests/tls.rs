@@ -5,31 +5,19 @@
 mod common;
 
 use common::{ADMIN, mariadb_cli};
-use myrelay::config::{NodeRole, TlsFiles, User, UserRole};
+use myrelay::config::NodeRole;
 
 #[tokio::test]
 async fn tls_clients_connect_and_required_tls_is_enforced() {
     let dir = tempfile::tempdir().expect("dir");
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("self-signed certificate");
-    let (cert_file, key_file) = (dir.path().join("node.crt"), dir.path().join("node.key"));
-    std::fs::write(&cert_file, cert.cert.pem()).expect("cert");
-    std::fs::write(&key_file, cert.signing_key.serialize_pem()).expect("key");
+    let tls = common::self_signed_tls(dir.path());
+    let cert_file = tls.cert.clone();
     let server = common::backend().await;
     let mut config = common::node_config("m", NodeRole::Master, server.addr());
-    config.tls = Some(TlsFiles {
-        cert: cert_file.clone(),
-        key: key_file,
-    });
+    config.tls = Some(tls);
     config.users.insert(
         "secure".into(),
-        User {
-            name: "secure".into(),
-            role: UserRole::App,
-            password: "securepass".into(),
-            admin_from: Vec::new(),
-            require_tls: true,
-        },
+        common::tls_only_user("secure", "securepass"),
     );
     let node = myrelay::node::start(config).await.expect("node");
     let ca = format!("--ssl-ca={}", cert_file.display());

@@ -116,8 +116,11 @@ pub async fn apply(conn: &mut Conn, lsn: u64, change: &Change) -> mysql_async::R
             }
         }
         let commit = if change.ddl { "" } else { "; COMMIT" };
-        conn.query_drop(format!("SET TIMESTAMP = DEFAULT; {}{commit}", record_lsn(lsn)))
-            .await
+        conn.query_drop(format!(
+            "SET TIMESTAMP = DEFAULT; {}{commit}",
+            record_lsn(lsn)
+        ))
+        .await
     }
     .await;
     if result.is_err() && !change.ddl {

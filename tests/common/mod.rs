@@ -96,10 +96,19 @@ pub struct TestNode {
 impl TestNode {
     /// A backend plus a node of `role` in front of it.
     pub async fn start(name: &str, role: NodeRole) -> TestNode {
+        TestNode::start_with(name, role, |_| {}).await
+    }
+
+    /// Like `start`, with the node's config passed through `configure` first.
+    pub async fn start_with(
+        name: &str,
+        role: NodeRole,
+        configure: impl FnOnce(&mut NodeConfig),
+    ) -> TestNode {
         let server = backend().await;
-        let node = node::start(node_config(name, role, server.addr()))
-            .await
-            .expect("start node");
+        let mut config = node_config(name, role, server.addr());
+        configure(&mut config);
+        let node = node::start(config).await.expect("start node");
         TestNode { node, server }
     }
 
@@ -184,6 +193,30 @@ pub async fn mariadb_cli(
         .await
         .expect("mariadb finishes within 60 s")
         .expect("mariadb output")
+}
+
+/// A self-signed certificate for `localhost` / 127.0.0.1 and its key, written into `dir`.
+pub fn self_signed_tls(dir: &std::path::Path) -> myrelay::config::TlsFiles {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("self-signed certificate");
+    let files = myrelay::config::TlsFiles {
+        cert: dir.join("node.crt"),
+        key: dir.join("node.key"),
+    };
+    std::fs::write(&files.cert, cert.cert.pem()).expect("cert");
+    std::fs::write(&files.key, cert.signing_key.serialize_pem()).expect("key");
+    files
+}
+
+/// A proxy user of role `app` that must connect over TLS.
+pub fn tls_only_user(name: &str, password: &str) -> User {
+    User {
+        name: name.into(),
+        role: UserRole::App,
+        password: password.into(),
+        admin_from: Vec::new(),
+        require_tls: true,
+    }
 }
 
 /// The cluster secret of test clusters.

@@ -1,0 +1,50 @@
+-- The matrix scenario (../README.md) for the mariadb CLI; `matrix_cli` is the database.
+-- The CLI has no binary protocol: its prepared steps are SQL-level PREPARE / EXECUTE.
+SET time_zone = '+00:00';
+DROP DATABASE IF EXISTS matrix_cli;
+CREATE DATABASE matrix_cli;
+USE matrix_cli;
+CREATE TABLE types (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  ti TINYINT, si SMALLINT, i INT, bi BIGINT, ubi BIGINT UNSIGNED,
+  f FLOAT, d DOUBLE, dc DECIMAL(12,4),
+  c CHAR(5), vc VARCHAR(50), tx TEXT,
+  bn BINARY(4), vb VARBINARY(16), bl BLOB,
+  dt DATE, tm TIME(3), dtm DATETIME(6), ts TIMESTAMP(3) NULL,
+  yr YEAR, bt BIT(8), en ENUM('red','green'), js JSON
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+INSERT INTO types (ti, si, i, bi, ubi, f, d, dc, c, vc, tx, bn, vb, bl, dt, tm, dtm, ts, yr, bt, en, js)
+VALUES (-128, -32768, -2147483648, -9223372036854775808, 18446744073709551615, 1.5, -2.25,
+  12345678.1234, 'ab', 'héllo wörld ✓', 'a long text', X'00FF10', X'00FFFE7F80', X'DEADBEEF00',
+  '2024-02-29', '-838:59:59.000', '2024-02-29 23:59:59.123456', '2024-03-01 00:00:01.500', 2024,
+  b'10100101', 'green', '{"k": [1, null, "x"]}');
+SELECT LAST_INSERT_ID();
+INSERT INTO types () VALUES ();
+SELECT LAST_INSERT_ID();
+PREPARE ins FROM 'INSERT INTO types (ti, si, i, bi, ubi, f, d, dc, c, vc, tx, bn, vb, bl, dt, tm, dtm, ts, yr, bt, en, js)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+SET @ti = 127, @si = 32767, @i = 2147483647, @bi = 9223372036854775807, @ubi = 0, @f = -0.5,
+  @d = 3.141592653589793, @dc = 0.0001, @c = 'x', @vc = 'quote '' " \\ end', @tx = '',
+  @bn = X'000102', @vb = X'00',
+  @bl = X'000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F202122232425262728292A2B2C2D2E2F303132333435363738393A3B3C3D3E3F404142434445464748494A4B4C4D4E4F505152535455565758595A5B5C5D5E5F606162636465666768696A6B6C6D6E6F707172737475767778797A7B7C7D7E7F808182838485868788898A8B8C8D8E8F909192939495969798999A9B9C9D9E9FA0A1A2A3A4A5A6A7A8A9AAABACADAEAFB0B1B2B3B4B5B6B7B8B9BABBBCBDBEBFC0C1C2C3C4C5C6C7C8C9CACBCCCDCECFD0D1D2D3D4D5D6D7D8D9DADBDCDDDEDFE0E1E2E3E4E5E6E7E8E9EAEBECEDEEEFF0F1F2F3F4F5F6F7F8F9FAFBFCFDFEFF',
+  @dt = DATE '1999-12-31', @tm = TIME '12:34:56.789', @dtm = TIMESTAMP '2000-01-01 00:00:00.000001',
+  @ts = TIMESTAMP '2038-01-19 03:14:07.999', @yr = 1999, @bt = b'00000001', @en = 'red', @js = '[]';
+EXECUTE ins USING @ti, @si, @i, @bi, @ubi, @f, @d, @dc, @c, @vc, @tx, @bn, @vb, @bl, @dt, @tm, @dtm, @ts, @yr, @bt, @en, @js;
+SELECT LAST_INSERT_ID();
+DEALLOCATE PREPARE ins;
+SELECT * FROM types ORDER BY id;
+PREPARE sel FROM 'SELECT * FROM types WHERE id >= ? ORDER BY id';
+SET @zero = 0;
+EXECUTE sel USING @zero;
+DEALLOCATE PREPARE sel;
+BEGIN;
+INSERT INTO types (ti) VALUES (1);
+ROLLBACK;
+SELECT COUNT(*) FROM types;
+BEGIN;
+INSERT INTO types (ti) VALUES (2);
+COMMIT;
+SELECT COUNT(*) FROM types;
+INSERT INTO types (id) VALUES (1);
+SELECT * FROM no_such_table;
+SELECT 1;

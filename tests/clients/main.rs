@@ -1,0 +1,453 @@
+//! The client matrix (see `README.md` here): every stock client runs the same scenario against a
+//! master node and, in the same run, directly against that node's backend, and must see the same
+//! transcript; against a slave it must get DDL refused and keep its connection.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod mysql_async_client;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::{ADMIN, Cluster, DB_PASS, DB_USER};
+use mysql_async::prelude::Queryable;
+
+/// Where a client connects, and as whom.
+#[derive(Clone, Copy)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub user: &'static str,
+    pub pass: &'static str,
+}
+
+/// A master with one slave, both in front of their own backends, with the school schema loaded
+/// through the master (so the slave has it too).
+struct Fixture {
+    cluster: Cluster,
+}
+
+impl Fixture {
+    async fn start() -> Fixture {
+        let cluster = Cluster::start(1).await;
+        let mut conn = cluster.master.connect(ADMIN).await;
+        for statement in myrelay::demo::SCHOOL_SQL
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            conn.query_drop(statement).await.expect("school schema");
+        }
+        drop(conn);
+        cluster.converge(Duration::from_secs(20)).await;
+        Fixture { cluster }
+    }
+
+    /// Drops `db` on the master's backend, so that every run of a scenario starts alike.
+    async fn forget(&self, db: &str) {
+        let mut conn = self.cluster.master.direct().await;
+        conn.query_drop(format!("DROP DATABASE IF EXISTS {db}"))
+            .await
+            .expect("drop database");
+    }
+
+    /// Requires the slave's copy of `db` to equal the master's once it caught up: whatever a
+    /// client wrote through the master, prepared or not, was replicated.
+    async fn assert_replicated(&self, db: &str) {
+        self.cluster.converge(Duration::from_secs(20)).await;
+        let master = common::fingerprint(&self.cluster.master, db).await;
+        let slave = common::fingerprint(&self.cluster.slaves[0], db).await;
+        assert!(!master.is_empty(), "{db} has tables on the master");
+        assert_eq!(master, slave, "{db} on the slave equals the master's");
+    }
+
+    fn node(&self) -> Target {
+        Target {
+            addr: self.cluster.master.addr(),
+            user: ADMIN.0,
+            pass: ADMIN.1,
+        }
+    }
+
+    fn direct(&self) -> Target {
+        Target {
+            addr: self.cluster.master.server.addr(),
+            user: DB_USER,
+            pass: DB_PASS,
+        }
+    }
+
+    fn slave(&self) -> Target {
+        Target {
+            addr: self.cluster.slaves[0].addr(),
+            user: ADMIN.0,
+            pass: ADMIN.1,
+        }
+    }
+}
+
+fn here() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// Runs `setup.sh` once per test binary: it installs what is missing and is quick otherwise.
+fn install_clients() {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = DONE.get_or_init(|| {
+        let out = std::process::Command::new("bash")
+            .arg(here().join("setup.sh"))
+            .output()
+            .map_err(|e| format!("run setup.sh: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "tests/clients/setup.sh failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// A client program that follows the contract in `README.md`.
+struct Program {
+    argv: Vec<String>,
+}
+
+impl Program {
+    fn python(driver: &str) -> Program {
+        install_clients();
+        let dir = here().join("python");
+        Program {
+            argv: vec![
+                dir.join(".venv/bin/python").display().to_string(),
+                dir.join("matrix.py").display().to_string(),
+                format!("--driver={driver}"),
+            ],
+        }
+    }
+
+    fn node() -> Program {
+        install_clients();
+        Program {
+            argv: vec![
+                "node".into(),
+                here().join("node/matrix.js").display().to_string(),
+            ],
+        }
+    }
+
+    fn java() -> Program {
+        install_clients();
+        Program {
+            argv: vec![
+                "java".into(),
+                "-cp".into(),
+                "/usr/share/java/mariadb-java-client.jar".into(),
+                here().join("java/Matrix.java").display().to_string(),
+            ],
+        }
+    }
+
+    /// Runs the program in `mode` against `target` and returns its transcript.
+    async fn run(&self, target: Target, db: &str, mode: &str) -> String {
+        let mut command = tokio::process::Command::new(&self.argv[0]);
+        command
+            .args(&self.argv[1..])
+            .arg(format!("--host={}", target.addr.ip()))
+            .arg(format!("--port={}", target.addr.port()))
+            .arg(format!("--user={}", target.user))
+            .arg(format!("--password={}", target.pass))
+            .arg(format!("--db={db}"))
+            .arg(format!("--mode={mode}"))
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(Duration::from_secs(180), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("{:?} --mode={mode} timed out", self.argv))
+            .unwrap_or_else(|e| panic!("run {:?}: {e}", self.argv));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{:?} --mode={mode} against {} failed ({}):\n{stdout}\n{}",
+            self.argv,
+            target.addr,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+}
+
+/// Panics with the first differing lines when the node's transcript is not the direct one.
+pub fn assert_same(client: &str, direct: &str, node: &str) {
+    if direct == node {
+        return;
+    }
+    let (d, n): (Vec<&str>, Vec<&str>) = (direct.lines().collect(), node.lines().collect());
+    let first = d
+        .iter()
+        .zip(&n)
+        .position(|(a, b)| a != b)
+        .unwrap_or(d.len().min(n.len()));
+    let window = |lines: &[&str]| lines[first..lines.len().min(first + 8)].join("\n");
+    panic!(
+        "{client}: the node's transcript differs from the backend's at line {}\n\
+         --- direct\n{}\n--- node\n{}",
+        first + 1,
+        window(&d),
+        window(&n)
+    );
+}
+
+/// For clients that see no difference at all.
+const NO_DIFFERENCE: &[(&str, &str)] = &[];
+
+/// `direct` with each known difference — (what the client sees directly, what it sees through a
+/// node) — replaced by the node's; every one of them must occur, so that a difference fixed or
+/// changed is noticed.
+///
+/// There is one known difference: MariaDB marks JSON columns through its extended-metadata
+/// capability, which the node's backend driver (mysql_async) cannot negotiate, so a node cannot
+/// pass it on, and clients that read it see a JSON column as plain LONGTEXT through a node.
+fn known_differences(client: &str, direct: &str, known: &[(&str, &str)]) -> String {
+    let mut out = direct.to_string();
+    for (seen_directly, through_node) in known {
+        assert!(
+            out.contains(seen_directly),
+            "{client}: the known difference {seen_directly:?} no longer occurs:\n{direct}"
+        );
+        out = out.replace(seen_directly, through_node);
+    }
+    out
+}
+
+/// Runs `program`'s matrix against the backend and then the node, and its refusal on the slave.
+async fn matrix(client: &str, program: Program, known: &[(&str, &str)]) {
+    let fixture = Fixture::start().await;
+    let db = format!("matrix_{client}");
+    fixture.forget(&db).await;
+    let direct = program.run(fixture.direct(), &db, "matrix").await;
+    fixture.forget(&db).await;
+    let node = program.run(fixture.node(), &db, "matrix").await;
+    fixture.assert_replicated(&db).await;
+    assert!(
+        direct.lines().count() > 50,
+        "{client}: a full transcript:\n{direct}"
+    );
+    let direct = known_differences(client, &direct, known);
+    assert_same(client, &direct, &node);
+    let refusal = program.run(fixture.slave(), "school", "refusal").await;
+    assert_refused(client, &refusal);
+}
+
+/// A refusal transcript names error 1290 with SQLSTATE HY000 (where the client shows SQLSTATEs)
+/// and the master, then the count.
+fn assert_refused(client: &str, transcript: &str) {
+    // PyMySQL reads the SQLSTATE off the error packet but does not expose it.
+    let state_shown = client != "pymysql";
+    assert!(
+        transcript.contains("1290")
+            && (transcript.contains("HY000") || !state_shown)
+            && transcript.contains("must run on the master"),
+        "{client}: DDL on a slave is refused with 1290:\n{transcript}"
+    );
+    assert!(
+        transcript.trim_end().ends_with('3'),
+        "{client}: the connection stays usable (3 students):\n{transcript}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pymysql() {
+    matrix("pymysql", Program::python("pymysql"), NO_DIFFERENCE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_connector_python() {
+    matrix(
+        "connector_python",
+        Program::python("connector"),
+        NO_DIFFERENCE,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_mysql2() {
+    // mysql2 parses a JSON column's values when the metadata says JSON.
+    let json = [
+        (
+            r#"Object:{"k":[1,null,"x"]}"#,
+            r#"string:"{\"k\": [1, null, \"x\"]}""#,
+        ),
+        ("Array:[]", r#"string:"[]""#),
+    ];
+    matrix("mysql2", Program::node(), &json).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_connector_j() {
+    matrix("connector_j", Program::java(), NO_DIFFERENCE).await;
+}
+
+/// DBeaver's connect-time metadata calls and a cell edit through an updatable result set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dbeaver_metadata_and_row_edit() {
+    let fixture = Fixture::start().await;
+    let mut java = Program::java();
+    let school = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/demo/school.sql");
+    java.argv.push(format!("--school-sql={}", school.display()));
+    fixture.forget("dbeaver").await;
+    let direct = java.run(fixture.direct(), "dbeaver", "dbeaver").await;
+    fixture.forget("dbeaver").await;
+    let node = java.run(fixture.node(), "dbeaver", "dbeaver").await;
+    fixture.assert_replicated("dbeaver").await;
+    assert!(
+        node.contains("student_course") && node.contains("Alan M. Turing"),
+        "imported keys and the edited row are in the transcript:\n{node}"
+    );
+    assert_same("dbeaver", &direct, &node);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_async() {
+    let fixture = Fixture::start().await;
+    let db = "matrix_mysql_async";
+    fixture.forget(db).await;
+    let direct = mysql_async_client::matrix(fixture.direct(), db).await;
+    fixture.forget(db).await;
+    let node = mysql_async_client::matrix(fixture.node(), db).await;
+    fixture.assert_replicated(db).await;
+    assert_same("mysql_async", &direct, &node);
+    let refusal = mysql_async_client::refusal(fixture.slave()).await;
+    assert_refused("mysql_async", &refusal);
+}
+
+/// The stock `mariadb` CLI: `-vvv --force` echoes every statement, its result with
+/// `--column-type-info`, and every error, so the transcript is the session a user would see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_cli() {
+    let fixture = Fixture::start().await;
+    let script = std::fs::read_to_string(here().join("cli/matrix.sql")).expect("cli/matrix.sql");
+    let run = |target: Target| {
+        let script = script.clone();
+        async move {
+            let args = ["-vvv", "--force", "--column-type-info", "--binary-as-hex"];
+            let out =
+                common::mariadb_cli(target.addr, target.user, target.pass, &args, &script).await;
+            let transcript = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            mask_timings(&transcript)
+        }
+    };
+    fixture.forget("matrix_cli").await;
+    let direct = run(fixture.direct()).await;
+    fixture.forget("matrix_cli").await;
+    let node = run(fixture.node()).await;
+    fixture.assert_replicated("matrix_cli").await;
+    // `--column-type-info` prints the extended metadata of the JSON column.
+    let direct = known_differences("mariadb CLI", &direct, &[("BLOB (format=json)", "BLOB")]);
+    assert!(
+        direct.contains("ERROR 1062 (23000)") && direct.contains("ERROR 1146 (42S02)"),
+        "{direct}"
+    );
+    assert_same("mariadb CLI", &direct, &node);
+    let out = common::mariadb_cli(
+        fixture.slave().addr,
+        ADMIN.0,
+        ADMIN.1,
+        &["--force", "--skip-column-names", "school"],
+        "CREATE TABLE refused (a INT);\nSELECT COUNT(*) FROM student;\n",
+    )
+    .await;
+    let transcript = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_refused("mariadb CLI", &transcript);
+}
+
+/// Replaces the CLI's `(0.001 sec)` timings, the only part of its output that varies by run.
+fn mask_timings(transcript: &str) -> String {
+    transcript
+        .lines()
+        .map(|line| match line.rfind(" (") {
+            Some(at) if line.ends_with(" sec)") => format!("{} (T sec)", &line[..at]),
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// caching_sha2_password (what MySQL 8 clients default to) and TLS, each with a real client:
+/// mysql-connector-python answering with caching_sha2_password, over TLS that verifies the
+/// node's certificate and without; PyMySQL over TLS; a user whose config requires TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caching_sha2_password_and_tls_with_python_clients() {
+    let dir = tempfile::tempdir().expect("dir");
+    let tls = common::self_signed_tls(dir.path());
+    let ca = format!("--ssl-ca={}", tls.cert.display());
+    let node = common::TestNode::start_with("tls", myrelay::config::NodeRole::Master, |c| {
+        c.tls = Some(tls);
+        c.users.insert(
+            "secure".into(),
+            common::tls_only_user("secure", "securepass"),
+        );
+    })
+    .await;
+    let target = |user, pass| Target {
+        addr: node.addr(),
+        user,
+        pass,
+    };
+    let login = |driver: &str, extra: &[&str]| {
+        let mut program = Program::python(driver);
+        program.argv.extend(extra.iter().map(|s| s.to_string()));
+        program
+    };
+    let sha2 = "--auth-plugin=caching_sha2_password";
+    let seen = login("connector", &[sha2, &ca])
+        .run(target(ADMIN.0, ADMIN.1), "x", "login")
+        .await;
+    assert!(
+        seen.contains("tls TLSv1.3") && seen.contains("plugin caching_sha2_password"),
+        "{seen}"
+    );
+    assert!(seen.contains("answer 42"), "{seen}");
+    let seen = login("connector", &[sha2])
+        .run(target(ADMIN.0, ADMIN.1), "x", "login")
+        .await;
+    assert!(
+        seen.contains("tls None")
+            && seen.contains("plugin caching_sha2_password")
+            && seen.contains("answer 42"),
+        "{seen}"
+    );
+    let seen = login("connector", &[sha2])
+        .run(target(ADMIN.0, "wrong"), "x", "login")
+        .await;
+    assert!(seen.contains("login failed: 1045"), "{seen}");
+    let seen = login("pymysql", &[&ca])
+        .run(target("secure", "securepass"), "x", "login")
+        .await;
+    assert!(
+        seen.contains("tls TLSv1.3") && seen.contains("answer 42"),
+        "{seen}"
+    );
+    let seen = login("pymysql", &[])
+        .run(target("secure", "securepass"), "x", "login")
+        .await;
+    assert!(
+        seen.contains("login failed: 1045") && seen.contains("TLS"),
+        "{seen}"
+    );
+}

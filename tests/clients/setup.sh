@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the client matrix's clients; idempotent, and quick when everything is in place.
+# Called by .ci/run before the tests and by the `clients` test itself.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+exec 9>"$here/.setup.lock"
+flock 9
+
+need=()
+command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+[ -f /usr/share/java/mariadb-java-client.jar ] || need+=(libmariadb-java)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "client matrix: install ${need[*]} (Debian packages) and run again" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+# Python drivers, pinned, in a virtualenv of their own.
+venv="$here/python/.venv"
+if ! cmp -s "$here/python/requirements.txt" "$venv/.installed" 2>/dev/null; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/python/requirements.txt"
+  cp "$here/python/requirements.txt" "$venv/.installed"
+fi
+
+# Node.js mysql2, as locked.
+modules="$here/node/node_modules"
+if ! cmp -s "$here/node/package-lock.json" "$modules/.installed" 2>/dev/null; then
+  (cd "$here/node" && npm ci --silent --no-audit --no-fund)
+  cp "$here/node/package-lock.json" "$modules/.installed"
+fi

@@ -592,3 +592,56 @@ async fn local_infile_replicates_the_clients_file() {
         "{stderr}"
     );
 }
+
+/// The node's own statements after a client's write (LSN record, COMMIT) would clear the
+/// backend's diagnostics: the client still sees its warnings with `SHOW WARNINGS`, on the
+/// master and after a write a slave forwarded, as it would on the backend itself.
+#[tokio::test]
+async fn warnings_of_a_replicated_write_survive_the_nodes_bookkeeping() {
+    let cluster = Cluster::start(1).await;
+    let mut master = cluster.master.connect(ADMIN).await;
+    master.query_drop("CREATE DATABASE w").await.expect("db");
+    master
+        .query_drop("CREATE TABLE w.t (id INT PRIMARY KEY, v TINYINT)")
+        .await
+        .expect("table");
+    cluster.converge(Duration::from_secs(20)).await;
+    type Warning = (String, u32, String);
+    let mut direct = cluster.master.direct().await;
+    direct
+        .query_drop("INSERT IGNORE INTO w.t VALUES (1, 1), (1, 2)")
+        .await
+        .expect("direct");
+    let expected: Vec<Warning> = direct.query("SHOW WARNINGS").await.expect("warnings");
+    assert_eq!(expected.len(), 1, "{expected:?}");
+    direct.query_drop("DELETE FROM w.t").await.expect("clean");
+
+    master
+        .query_drop("INSERT IGNORE INTO w.t VALUES (1, 1), (1, 2)")
+        .await
+        .expect("through the master");
+    assert_eq!(master.get_warnings(), 1);
+    let seen: Vec<Warning> = master.query("SHOW WARNINGS").await.expect("warnings");
+    assert_eq!(seen, expected);
+    let errors: Vec<Warning> = master.query("SHOW ERRORS").await.expect("errors");
+    assert!(errors.is_empty(), "{errors:?}");
+    // Only until the next statement, as on the server.
+    master.query_drop("SELECT 1").await.expect("select");
+    let seen: Vec<Warning> = master.query("SHOW WARNINGS").await.expect("warnings");
+    assert!(seen.is_empty(), "{seen:?}");
+    // DDL, and a write forwarded by a slave.
+    master
+        .query_drop("DROP TABLE IF EXISTS w.missing")
+        .await
+        .expect("drop");
+    let seen: Vec<Warning> = master.query("SHOW WARNINGS").await.expect("warnings");
+    assert_eq!(seen.first().map(|w| w.1), Some(1051), "{seen:?}");
+    let mut slave = cluster.slaves[0].connect(ADMIN).await;
+    slave
+        .query_drop("INSERT IGNORE INTO w.t VALUES (1, 3), (2, 300)")
+        .await
+        .expect("through the slave");
+    let seen: Vec<Warning> = slave.query("SHOW WARNINGS").await.expect("warnings");
+    let codes: Vec<u32> = seen.iter().map(|w| w.1).collect();
+    assert_eq!(codes, vec![1062, 1264], "{seen:?}");
+}

@@ -52,6 +52,7 @@ mod prepared_sql;
 mod replicated;
 mod statements;
 mod status;
+mod warnings;
 
 use status::is_status_query;
 
@@ -89,6 +90,10 @@ pub struct Session<R, W> {
     infile: Option<bytes::Bytes>,
     /// `@@sql_mode` and `@@character_set_client` of the backend session, once asked.
     context: Option<(String, String)>,
+    /// The last statement's warnings, where the node's own statements cleared the backend's.
+    warnings: Option<warnings::Kept>,
+    /// True when the last command was forwarded to the master, which holds its warnings.
+    forwarded: bool,
     /// Counts backend connections this session has had; a prepared statement belongs to one.
     conn_epoch: u64,
 }
@@ -116,6 +121,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             sql_statements: Default::default(),
             infile: None,
             context: None,
+            warnings: None,
+            forwarded: false,
             conn_epoch: 0,
         }
     }
@@ -170,9 +177,33 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             let Some((&command, body)) = packet.split_first() else {
                 return End::Protocol(PacketError::Truncated);
             };
+            // Diagnostics last only until the next command, as on the server; the node's own
+            // status query (a slave asks it after each forwarded write) does not count.
+            let status_query = command == com::QUERY && is_status_query(body);
+            let kept = if status_query {
+                None
+            } else {
+                self.warnings.take()
+            };
+            let after_forward = !status_query && std::mem::take(&mut self.forwarded);
+            let asks_diagnostics = (command == com::QUERY)
+                .then(|| warnings::diagnostics(body))
+                .flatten();
             match command {
                 com::QUIT => return End::Quit,
-                com::QUERY if is_status_query(body) => self.show_status(),
+                com::QUERY if status_query => self.show_status(),
+                com::QUERY if asks_diagnostics.is_some() && (kept.is_some() || after_forward) => {
+                    let result = match (kept, asks_diagnostics) {
+                        (Some(kept), Some(which)) => {
+                            self.show_kept(kept, which);
+                            Ok(())
+                        }
+                        _ => self.forward(body).await,
+                    };
+                    if let Err(end) = result {
+                        return end;
+                    }
+                }
                 com::QUERY => {
                     if let Err(end) = self.query(body).await {
                         return end;

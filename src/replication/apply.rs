@@ -54,18 +54,42 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// Applies entry `lsn` holding `change`. DDL cannot share a transaction with the LSN update in
-/// MariaDB (it commits implicitly), so a DDL entry records its LSN right after it ran.
-pub async fn apply(conn: &mut Conn, lsn: u64, change: &Change) -> mysql_async::Result<()> {
+/// The `sql_mode` and charset an applier connection was last set to, so that a run of entries
+/// from sessions alike sets them once. `None` when unknown (a new connection, or after an error).
+pub type AppliedContext = Option<(String, String)>;
+
+/// Applies entry `lsn` holding `change` on `conn`, whose context is `context`. DDL cannot share a
+/// transaction with the LSN update in MariaDB (it commits implicitly), so a DDL entry records its
+/// LSN right after it ran.
+pub async fn apply(
+    conn: &mut Conn,
+    lsn: u64,
+    change: &Change,
+    context: &mut AppliedContext,
+) -> mysql_async::Result<()> {
+    let wanted = (change.sql_mode.clone(), change.charset.clone());
+    let result = apply_in_context(conn, lsn, change, context.as_ref() != Some(&wanted)).await;
+    *context = result.is_ok().then_some(wanted);
+    result
+}
+
+async fn apply_in_context(
+    conn: &mut Conn,
+    lsn: u64,
+    change: &Change,
+    set_context: bool,
+) -> mysql_async::Result<()> {
     // The session context the master ran with: sql_mode and the statements' encoding.
-    conn.query_drop(format!(
-        "SET SESSION sql_mode = {}, NAMES {}",
-        quote(&change.sql_mode),
-        change
-            .charset
-            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")
-    ))
-    .await?;
+    if set_context {
+        conn.query_drop(format!(
+            "SET SESSION sql_mode = {}, NAMES {}",
+            quote(&change.sql_mode),
+            change
+                .charset
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")
+        ))
+        .await?;
+    }
     // A DDL entry marked in progress was interrupted by a crash: it may have run already.
     let retry = change.ddl
         && conn

@@ -123,6 +123,7 @@ impl Master {
                 .read_after(applied, 100, 8 << 20)
                 .await
                 .map_err(|e| e.to_string())?;
+            let mut context: apply::AppliedContext = None;
             for entry in entries {
                 let change = Change::decode(&entry.payload)?;
                 // DDL is logged only after it ran here, so the backend has it already: only
@@ -130,7 +131,7 @@ impl Master {
                 let outcome = if change.ddl {
                     conn.query_drop(apply::record_lsn(entry.lsn)).await
                 } else {
-                    apply::apply(conn, entry.lsn, &change).await
+                    apply::apply(conn, entry.lsn, &change, &mut context).await
                 };
                 outcome.map_err(|e| format!("replaying LSN {}: {e}", entry.lsn))?;
                 applied = entry.lsn;

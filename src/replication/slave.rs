@@ -105,6 +105,7 @@ impl Replica {
 
     async fn follow(&self) -> Result<(), Stop> {
         let mut conn: Conn = self.pool.get_conn().await.map_err(retry)?;
+        let mut context: apply::AppliedContext = None;
         apply::prepare(&mut conn).await.map_err(retry)?;
         let mut applied = apply::applied_lsn(&mut conn).await.map_err(retry)?;
         self.applied.send_replace(applied);
@@ -143,7 +144,7 @@ impl Replica {
                                 return Err(Stop::Retry(format!("gap: got LSN {lsn} after {applied}")));
                             }
                             let change = Change::decode(&payload).map_err(Stop::Halt)?;
-                            apply::apply(&mut conn, lsn, &change).await.map_err(|e| match e {
+                            apply::apply(&mut conn, lsn, &change, &mut context).await.map_err(|e| match e {
                                 mysql_async::Error::Server(e) => Stop::Halt(format!("LSN {lsn} failed: {e}")),
                                 other => retry(other),
                             })?;

@@ -8,6 +8,17 @@ pub mod local_infile;
 pub mod policy;
 pub mod prepare;
 
+/// The upper-cased words of a packet, a trailing `;` dropped: enough to recognise the few fixed
+/// statements the node answers or treats itself (`SHOW WARNINGS`, a plain `COMMIT`, …).
+pub fn words(sql: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(sql)
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect()
+}
+
 /// `name` as a backtick-quoted identifier, safe to splice into SQL whatever it contains.
 pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))

@@ -130,6 +130,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if let Some(file) = self.infile.take() {
             supply_infile(&mut fwd.conn, file);
         }
+        self.forwarded = true;
         let outcome = tokio::select! {
             r = relay_query(fwd.addr, &mut fwd.conn, sql, &mut self.replies, fwd.status) => Some(r),
             () = self.reader.closed() => None,

@@ -32,13 +32,7 @@ fn not_supported(what: &str) -> ErrorReply {
 
 /// `COMMIT` with nothing that changes what follows it (no `AND CHAIN`, no `RELEASE`).
 fn is_plain_commit(sql: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(sql);
-    let words: Vec<String> = text
-        .trim()
-        .trim_end_matches(';')
-        .split_whitespace()
-        .map(str::to_ascii_uppercase)
-        .collect();
+    let words = crate::sql::words(sql);
     words == ["COMMIT"] || words == ["COMMIT", "WORK"]
 }
 
@@ -190,6 +184,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         };
         self.replies.hide_status(0);
         let ran = ran?;
+        self.keep_warnings(!ran).await;
         let Some(conn) = self.conn.as_mut() else {
             return Ok(()); // lost: the backend rolled the transaction back
         };
@@ -263,6 +258,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if !self.execute(sql).await? {
             return Ok(());
         }
+        self.keep_warnings(false).await;
         master.functions_changed();
         let (sql_mode, charset) = context;
         let change = Change {

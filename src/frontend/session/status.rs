@@ -22,14 +22,7 @@ const COLUMNS: [(&str, bool); 8] = [
 
 /// True for `SHOW MYRELAY STATUS` (any case and spacing, optional `;`).
 pub(super) fn is_status_query(sql: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(sql);
-    let words: Vec<String> = text
-        .trim()
-        .trim_end_matches(';')
-        .split_whitespace()
-        .map(str::to_ascii_uppercase)
-        .collect();
-    words == ["SHOW", "MYRELAY", "STATUS"]
+    crate::sql::words(sql) == ["SHOW", "MYRELAY", "STATUS"]
 }
 
 fn column(name: &str, numeric: bool) -> Column {

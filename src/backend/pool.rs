@@ -47,7 +47,7 @@ impl Backend {
                 .tcp_port(config.backend.port())
                 .user(Some(config.backend_user.clone()))
                 .pass(Some(config.backend_password.clone()))
-                .prefer_socket(false)
+                .prefer_socket(true)
                 // Each client's prepared statements are its own: no driver-side sharing.
                 .stmt_cache_size(0)
                 .client_found_rows(found_rows)

@@ -34,7 +34,8 @@ const SESSION_BITS: u16 = StatusFlags::SERVER_STATUS_IN_TRANS.bits()
     | StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits()
     | StatusFlags::SERVER_STATUS_IN_TRANS_READONLY.bits();
 
-fn ok_info(ok: Option<&OkPacket<'_>>) -> OkInfo {
+/// The client-facing fields of a backend OK packet (a default OK when there is none).
+pub fn ok_info(ok: Option<&OkPacket<'_>>) -> OkInfo {
     match ok {
         Some(ok) => OkInfo {
             affected_rows: ok.affected_rows(),
@@ -42,6 +43,7 @@ fn ok_info(ok: Option<&OkPacket<'_>>) -> OkInfo {
             status: ok.status_flags().bits(),
             warnings: ok.warnings(),
             info: ok.info_ref().map(<[u8]>::to_vec).unwrap_or_default(),
+            session_state: Vec::new(),
         },
         None => OkInfo::default(),
     }

@@ -22,9 +22,10 @@ const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
 /// Default collation advertised in the greeting (utf8mb4_general_ci); clients send their own.
 const GREETING_COLLATION: u8 = 45;
 
-/// Capabilities a node offers (SSL is added where TLS is configured). Not compression nor session
-/// tracking: its backend driver negotiates neither, and clients fall back. LOCAL INFILE is offered
-/// and then allowed or refused per statement (`limits.max_local_infile`).
+/// Capabilities a node offers (SSL is added where TLS is configured). Not compression: its
+/// backend driver does not negotiate it, and clients fall back. Session tracking is reported by
+/// the node itself (`session/session_track.rs`). LOCAL INFILE is offered and then allowed or
+/// refused per statement (`limits.max_local_infile`).
 pub fn server_capabilities() -> CapabilityFlags {
     CapabilityFlags::CLIENT_LONG_PASSWORD
         | CapabilityFlags::CLIENT_FOUND_ROWS
@@ -44,6 +45,7 @@ pub fn server_capabilities() -> CapabilityFlags {
         | CapabilityFlags::CLIENT_CONNECT_ATTRS
         | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
         | CapabilityFlags::CLIENT_DEPRECATE_EOF
+        | CapabilityFlags::CLIENT_SESSION_TRACK
 }
 
 /// A client that passed authentication.

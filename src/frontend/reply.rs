@@ -4,7 +4,7 @@
 //! backend's decoded [`Column`] field by field, so every field (schema, org_table, charset,
 //! length, flags, decimals…) reaches the client as the backend sent it.
 
-use mysql_common::constants::{CapabilityFlags, ColumnType};
+use mysql_common::constants::{CapabilityFlags, ColumnType, StatusFlags};
 use mysql_common::io::WriteMysqlExt;
 use mysql_common::packets::{Column, ErrPacket, ServerError, SqlState};
 use mysql_common::proto::MySerialize;
@@ -26,6 +26,9 @@ pub struct OkInfo {
     pub warnings: u16,
     /// Human-readable info, e.g. `Rows matched: 2  Changed: 2  Warnings: 0`.
     pub info: Vec<u8>,
+    /// Session state changes (`CLIENT_SESSION_TRACK`), already encoded; sent with
+    /// `SERVER_SESSION_STATE_CHANGED` when not empty and the client tracks them.
+    pub session_state: Vec<u8>,
 }
 
 impl OkInfo {
@@ -128,8 +131,12 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
     }
 
     fn ok_with_header(&mut self, header: u8, ok: &OkInfo) {
-        let status = ok.status & !self.status_hidden;
         let session_track = self.caps.contains(CapabilityFlags::CLIENT_SESSION_TRACK);
+        let state = session_track && !ok.session_state.is_empty();
+        let mut status = ok.status & !self.status_hidden;
+        if state {
+            status |= StatusFlags::SERVER_SESSION_STATE_CHANGED.bits();
+        }
         self.out.packet(|b| {
             b.push(header);
             b.write_lenenc_int(ok.affected_rows).ok();
@@ -140,6 +147,9 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
             // omitted when empty unless session tracking makes the field mandatory.
             if session_track || !ok.info.is_empty() {
                 b.write_lenenc_str(&ok.info).ok();
+            }
+            if state {
+                b.write_lenenc_str(&ok.session_state).ok();
             }
         });
     }

@@ -50,6 +50,7 @@ mod forward;
 mod local_infile;
 mod prepared_sql;
 mod replicated;
+mod session_track;
 mod statements;
 mod status;
 mod warnings;
@@ -94,6 +95,8 @@ pub struct Session<R, W> {
     warnings: Option<warnings::Kept>,
     /// True when the last command was forwarded to the master, which holds its warnings.
     forwarded: bool,
+    /// The tracked session state the statement about to run changes (`CLIENT_SESSION_TRACK`).
+    tracked: Option<session_track::Tracked>,
     /// Counts backend connections this session has had; a prepared statement belongs to one.
     conn_epoch: u64,
 }
@@ -123,6 +126,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             context: None,
             warnings: None,
             forwarded: false,
+            tracked: None,
             conn_epoch: 0,
         }
     }
@@ -212,7 +216,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 com::INIT_DB => {
                     let db = String::from_utf8_lossy(body).into_owned();
                     match self.select_db(&db).await {
-                        Ok(()) => self.replies.ok(&OkInfo::status(self.status)),
+                        Ok(()) => self.init_db_ok(&db),
                         Err(e) => self.replies.error(&e),
                     }
                 }
@@ -404,6 +408,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         debug!(class = classified.class().as_str(), "executing");
         self.forget_context(&classified);
+        self.tracked = self.tracked(&text, &classified);
         if is_local_infile(&text) && !self.receive_infile(&text).await? {
             return Ok(());
         }
@@ -485,6 +490,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// Relays `sql` to the backend while watching the client: a client that hangs up mid-query gets
     /// its backend connection killed. Ok(true) when the backend accepted the whole packet.
     async fn execute(&mut self, sql: &[u8]) -> Result<bool, End> {
+        if let Some(tracked) = self.tracked.take() {
+            return self.execute_tracked(sql, tracked).await;
+        }
         if !self.conn_or_reply().await {
             return Ok(false);
         }

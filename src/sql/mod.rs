@@ -7,6 +7,7 @@ pub mod lexer;
 pub mod local_infile;
 pub mod policy;
 pub mod prepare;
+pub mod session_track;
 
 /// The upper-cased words of a packet, a trailing `;` dropped: enough to recognise the few fixed
 /// statements the node answers or treats itself (`SHOW WARNINGS`, a plain `COMMIT`, …).

@@ -279,8 +279,9 @@ async fn mysql_connector_python() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_mysql2() {
-    // mysql2 parses a JSON column's values when the metadata says JSON.
+    // mysql2 shows the extended metadata, and parses a JSON column's values when it says JSON.
     let json = [
+        ("extendedFormat=json", "extendedFormat=undefined"),
         (
             r#"Object:{"k":[1,null,"x"]}"#,
             r#"string:"{\"k\": [1, null, \"x\"]}""#,

@@ -131,6 +131,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             supply_infile(&mut fwd.conn, file);
         }
         self.forwarded = true;
+        self.tracked = None;
         let outcome = tokio::select! {
             r = relay_query(fwd.addr, &mut fwd.conn, sql, &mut self.replies, fwd.status) => Some(r),
             () = self.reader.closed() => None,

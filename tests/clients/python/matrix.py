@@ -88,10 +88,14 @@ class PyMySQL:
         self.type_names = {
             getattr(FIELD_TYPE, n): n for n in dir(FIELD_TYPE) if n.isupper() and n != "CHAR"
         }
+        options = {}
+        if args.ssl_ca:
+            options.update(ssl={"ca": args.ssl_ca})
+        elif args.mode == "login":
+            options.update(ssl_disabled=True)  # login reports plain TCP when given no CA
         self.conn = pymysql.connect(
             host=args.host, port=args.port, user=args.user, password=args.password,
-            database=database, autocommit=True,
-            ssl={"ca": args.ssl_ca} if args.ssl_ca else None,
+            database=database, autocommit=True, **options,
         )
 
     def cursor(self, prepared=False):

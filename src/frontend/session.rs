@@ -190,26 +190,22 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 self.warnings.take()
             };
             let after_forward = !status_query && std::mem::take(&mut self.forwarded);
-            let asks_diagnostics = (command == com::QUERY)
-                .then(|| warnings::diagnostics(body))
-                .flatten();
+            self.tracked = None;
+            self.infile = None;
             match command {
                 com::QUIT => return End::Quit,
                 com::QUERY if status_query => self.show_status(),
-                com::QUERY if asks_diagnostics.is_some() && (kept.is_some() || after_forward) => {
-                    let result = match (kept, asks_diagnostics) {
-                        (Some(kept), Some(which)) => {
+                com::QUERY => {
+                    let answered = match (warnings::diagnostics(body), kept) {
+                        (Some(which), Some(kept)) => {
                             self.show_kept(kept, which);
                             Ok(())
                         }
-                        _ => self.forward(body).await,
+                        // The master holds the diagnostics of the write it was forwarded.
+                        (Some(_), None) if after_forward => self.forward(body).await,
+                        _ => self.query(body).await,
                     };
-                    if let Err(end) = result {
-                        return end;
-                    }
-                }
-                com::QUERY => {
-                    if let Err(end) = self.query(body).await {
+                    if let Err(end) = answered {
                         return end;
                     }
                 }

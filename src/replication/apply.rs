@@ -50,6 +50,14 @@ fn already_done(err: &mysql_async::Error) -> bool {
     matches!(err, mysql_async::Error::Server(e) if ALREADY_DONE.contains(&e.code))
 }
 
+/// True when `stmt` can share a packet with other statements: see `apply`.
+fn joinable(stmt: &super::change::LoggedStatement) -> bool {
+    let sql = stmt.sql.trim_end();
+    stmt.infile.is_none()
+        && !sql.ends_with(';')
+        && !["--", "#", "/*"].iter().any(|marker| sql.contains(marker))
+}
+
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
@@ -103,8 +111,12 @@ async fn apply_in_context(
         ))
         .await?;
     }
-    // Each statement goes in one round trip with its context (and BEGIN before the first); the
-    // statement comes last in its packet, so nothing it ends with can swallow what follows.
+    // A write entry goes in one packet: BEGIN, each statement after its context, the LSN record
+    // and COMMIT; the server stops at the first error. Only statements that plainly end where
+    // their text ends are joined (no comment anywhere, no trailing `;`, which would leave an
+    // empty statement). DDL (which tolerates "already done" per statement on a retry), LOCAL
+    // INFILE (one file per statement) and the rest go a statement per round trip.
+    let one_packet = !change.ddl && change.statements.iter().all(joinable);
     let mut prefix = if change.ddl { "" } else { "BEGIN;\n" }.to_string();
     let result = async {
         for stmt in &change.statements {
@@ -126,6 +138,11 @@ async fn apply_in_context(
             }
             context.push_str(";\n");
             context.push_str(&stmt.sql);
+            if one_packet {
+                prefix = context;
+                prefix.push_str(";\n");
+                continue;
+            }
             if let Some(data) = stmt
                 .infile_bytes()
                 .map_err(|e| mysql_async::Error::Other(e.into()))?
@@ -141,7 +158,7 @@ async fn apply_in_context(
         }
         let commit = if change.ddl { "" } else { "; COMMIT" };
         conn.query_drop(format!(
-            "SET TIMESTAMP = DEFAULT; {}{commit}",
+            "{prefix}SET TIMESTAMP = DEFAULT; {}{commit}",
             record_lsn(lsn)
         ))
         .await

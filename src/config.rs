@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -129,6 +130,9 @@ pub struct Limits {
     /// Largest file a client may send with `LOAD DATA LOCAL INFILE`; 0 refuses the statement.
     /// The node holds the file in memory (a replicating master also logs it), hence the bound.
     pub max_local_infile: usize,
+    /// How long a shutdown (SIGTERM) waits for running statements and open transactions, and
+    /// then for slaves to catch up, before it closes what is left.
+    pub shutdown_timeout: Duration,
 }
 
 /// Everything a node needs to run, resolved and checked.
@@ -229,6 +233,7 @@ struct RawLimits {
     max_connections: Option<usize>,
     backend_pool_size: Option<usize>,
     max_local_infile: Option<usize>,
+    shutdown_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -389,6 +394,7 @@ impl NodeConfig {
                 200,
             )?,
             max_local_infile: raw.limits.max_local_infile.unwrap_or(0),
+            shutdown_timeout: Duration::from_secs(raw.limits.shutdown_timeout_secs.unwrap_or(30)),
         };
         let replication = match raw.replication {
             None => None,

@@ -176,6 +176,7 @@ impl Demo {
                     max_connections: opts.max_connections,
                     backend_pool_size: 200,
                     max_local_infile: 0,
+                    shutdown_timeout: std::time::Duration::from_secs(30),
                 },
                 replication: Some(Replication {
                     listen: (i == 0).then(|| SocketAddr::from(([127, 0, 0, 1], 0))),

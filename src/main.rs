@@ -106,7 +106,7 @@ fn main() -> ExitCode {
                     _ = handle.wait() => {}
                     _ = demo::wait_for_signal() => {}
                 }
-                handle.stop().await;
+                handle.drain().await;
                 Ok(())
             }
             Command::Checksum {

@@ -41,10 +41,18 @@ pub struct NodeShared {
     next_connection_id: AtomicU32,
     started: std::time::Instant,
     clients: std::sync::atomic::AtomicUsize,
+    /// Set when the node shuts down cleanly: sessions end at their next idle moment.
+    draining: watch::Sender<bool>,
     questions: std::sync::atomic::AtomicU64,
 }
 
 impl NodeShared {
+    /// Resolves once the node is shutting down cleanly.
+    pub async fn drained(&self) {
+        let mut draining = self.draining.subscribe();
+        let _ = draining.wait_for(|d| *d).await;
+    }
+
     /// Counts a client command (for COM_STATISTICS).
     pub fn count_question(&self) {
         self.questions.fetch_add(1, Ordering::Relaxed);
@@ -86,6 +94,34 @@ impl NodeHandle {
             let _ = replication.await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.shared.backend.shutdown()).await;
+    }
+
+    /// Shuts down cleanly (SIGTERM): stops accepting; running statements and open transactions
+    /// finish while idle sessions are told the server is shutting down (1053); once no session
+    /// is left (or `limits.shutdown_timeout` passed) the log is made durable and slaves are given
+    /// the rest of the timeout to apply it; then the node stops as [`NodeHandle::stop`] does.
+    pub async fn drain(self) {
+        let _ = self.shared.draining.send(true);
+        let timeout = self.shared.config.limits.shutdown_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.shared.clients.load(Ordering::Relaxed) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = self.shared.clients.load(Ordering::Relaxed);
+        if left > 0 {
+            warn!(left, "shutdown timeout: closing the sessions still running");
+        }
+        if let Some(master) = &self.shared.master {
+            let rest = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let behind = master.settle(rest).await;
+            if !behind.is_empty() {
+                warn!(?behind, "slaves had not caught up when the master stopped");
+            }
+        }
+        info!("drained");
+        self.stop().await;
     }
 
     /// Waits until the node's accept loop ends (it runs until stopped).
@@ -158,8 +194,10 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         started: std::time::Instant::now(),
         clients: Default::default(),
         questions: Default::default(),
+        draining: watch::channel(false).0,
     });
-    let task = tokio::spawn(accept_loop(listener, shared.clone(), rx).instrument(span));
+    let draining = shared.draining.subscribe();
+    let task = tokio::spawn(accept_loop(listener, shared.clone(), rx, draining).instrument(span));
     info!(%addr, node = %shared.config.name, "node listening");
     Ok(NodeHandle {
         addr,
@@ -175,6 +213,7 @@ async fn accept_loop(
     listener: TcpListener,
     shared: Arc<NodeShared>,
     mut shutdown: watch::Receiver<bool>,
+    mut draining: watch::Receiver<bool>,
 ) {
     let limit = Arc::new(Semaphore::new(shared.config.limits.max_connections));
     let mut backoff = Duration::from_millis(10);
@@ -182,6 +221,7 @@ async fn accept_loop(
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = shutdown.changed() => return,
+            _ = draining.changed() => return,
         };
         let (socket, peer) = match accepted {
             Ok(x) => {

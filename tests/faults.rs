@@ -81,6 +81,21 @@ impl NodeProcess {
         }
     }
 
+    /// SIGTERM (a clean shutdown), then the exit status once the process ended.
+    async fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().expect("pid").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success());
+        tokio::time::timeout(within, child.wait())
+            .await
+            .expect("the node exits after SIGTERM")
+            .expect("exit status")
+    }
+
     fn as_test_node_backend(&self) -> SocketAddr {
         self.server.addr()
     }
@@ -368,4 +383,57 @@ async fn every_acknowledged_write_survives_a_killed_master_and_a_torn_log_tail()
             counts(cluster.master.as_test_node_backend()).await
         );
     }
+}
+
+/// SIGTERM drains: new clients are turned away, an idle client is told the server is shutting
+/// down, a client inside a transaction finishes it, the master waits until its slave applied
+/// it, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_lets_an_open_transaction_finish_and_replicate() {
+    let mut cluster = ProcCluster::start(1).await;
+    setup(&cluster).await;
+    let addr = cluster.master.addr;
+    let mut in_tx = common::connect(addr, DB_USER, DB_PASS).await;
+    let mut idle = common::connect(addr, DB_USER, DB_PASS).await;
+    in_tx.query_drop("BEGIN").await.expect("begin");
+    in_tx
+        .query_drop("INSERT INTO f.t (tag) VALUES ('before sigterm')")
+        .await
+        .expect("insert");
+    let exit = {
+        let master = &mut cluster.master;
+        let terminated = master.terminate(Duration::from_secs(20));
+        let finish = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            // The idle client's next statement is answered with 1053.
+            let refused = common::server_error(idle.query_drop("SELECT 1").await);
+            assert_eq!(refused.0, 1053, "{refused:?}");
+            assert!(
+                mysql_async::Conn::new(common::opts(addr, DB_USER, DB_PASS))
+                    .await
+                    .is_err(),
+                "no new clients while draining"
+            );
+            in_tx
+                .query_drop("INSERT INTO f.t (tag) VALUES ('after sigterm')")
+                .await
+                .expect("the transaction goes on");
+            in_tx.query_drop("COMMIT").await.expect("commit");
+            drop(in_tx);
+        };
+        let (status, ()) = tokio::join!(terminated, finish);
+        status
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+    let slave = cluster.slaves[0].as_test_node_backend();
+    let mut conn = common::connect(slave, DB_USER, DB_PASS).await;
+    let tags: Vec<String> = conn
+        .query("SELECT tag FROM f.t ORDER BY id")
+        .await
+        .expect("tags");
+    assert_eq!(
+        tags,
+        ["before sigterm", "after sigterm"],
+        "replicated before the exit"
+    );
 }

@@ -6,6 +6,7 @@
 //! current database and charset, to restore them if the backend connection is lost.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
@@ -156,7 +157,27 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     async fn serve(&mut self) -> End {
         loop {
-            let (packet, seq) = match self.reader.read(0).await {
+            // A clean shutdown ends a session between statements, never inside a transaction.
+            let node = self.node.clone();
+            let busy = self.holds_transaction();
+            let next = tokio::select! {
+                read = self.reader.read(0) => read,
+                () = node.drained(), if !busy => {
+                    // Queued as the answer to the client's next command (sequence id 1), which
+                    // it then reads instead of a bare disconnect; a moment is left for that
+                    // command to arrive, so that closing does not reset the connection first.
+                    self.replies.out.set_seq(1);
+                    self.replies.error(&ErrorReply::new(
+                        1053,
+                        "08S01",
+                        format!("Server shutdown in progress: node '{}' is stopping", node.config.name),
+                    ));
+                    let _ = self.replies.out.flush().await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.reader.read(0)).await;
+                    return End::Quit;
+                }
+            };
+            let (packet, seq) = match next {
                 Ok(Some(p)) => p,
                 Ok(None) => return End::Quit,
                 Err(PacketError::TooLarge { size, limit }) => {

@@ -248,6 +248,28 @@ impl Master {
             })
     }
 
+    /// For a clean shutdown: makes the log durable, then waits (up to `within`) until every
+    /// connected slave has applied it all. Returns the slaves still behind, by name.
+    pub async fn settle(&self, within: Duration) -> Vec<String> {
+        if let Err(e) = self.log.sync().await {
+            warn!(error = %e, "could not sync the replication log at shutdown");
+        }
+        let target = self.lsn();
+        let deadline = Instant::now() + within;
+        loop {
+            let behind: Vec<String> = self
+                .slaves()
+                .into_iter()
+                .filter(|(_, s)| s.connected && s.applied_lsn < target)
+                .map(|(name, _)| name)
+                .collect();
+            if behind.is_empty() || Instant::now() >= deadline {
+                return behind;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A snapshot of the slaves, by name.
     pub fn slaves(&self) -> BTreeMap<String, SlaveState> {
         let mut slaves = self.slaves.lock().map(|s| s.clone()).unwrap_or_default();

@@ -34,6 +34,13 @@ pub(super) struct Forward {
     db: Option<String>,
 }
 
+impl Forward {
+    /// True while a transaction is open on the master.
+    pub(super) fn in_transaction(&self) -> bool {
+        self.status & StatusFlags::SERVER_STATUS_IN_TRANS.bits() != 0
+    }
+}
+
 fn open_transaction(status: u16) -> bool {
     status & StatusFlags::SERVER_STATUS_IN_TRANS.bits() != 0
         || status & StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits() == 0

@@ -37,6 +37,14 @@ fn is_plain_commit(sql: &[u8]) -> bool {
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+    /// True while the client has a transaction started here or, forwarded, on the master (under
+    /// autocommit off, from its first statement to COMMIT/ROLLBACK).
+    pub(super) fn holds_transaction(&self) -> bool {
+        self.status & IN_TRANS != 0
+            || !self.pending.is_empty()
+            || self.forward.as_ref().is_some_and(|f| f.in_transaction())
+    }
+
     /// True while the backend connection holds an open transaction (explicit, or autocommit off).
     fn in_transaction(&self) -> bool {
         self.status & IN_TRANS != 0

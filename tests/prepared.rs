@@ -255,6 +255,26 @@ async fn sql_level_prepared_writes_replicate_and_forward_with_their_values() {
     let (code, _, message) =
         common::expect_error(&mut master, "EXECUTE ins USING @id, @v, @b").await;
     assert_eq!(code, 1243, "{message}");
+    let (code, _, _) = common::expect_error(
+        &mut master,
+        "EXECUTE IMMEDIATE 'DELETE FROM t WHERE id = ?' USING 1, 2",
+    )
+    .await;
+    assert_eq!(code, 1210, "more values than placeholders");
+    // What a prepared statement runs is judged like any statement, for each way of naming it.
+    let mut reader = cluster.master.connect(READER).await;
+    reader
+        .query_drop("SET @q = 'DELETE FROM sp.t'")
+        .await
+        .expect("a user variable");
+    for sql in [
+        "PREPARE d FROM 'DELETE FROM sp.t'",
+        "PREPARE d FROM @q",
+        "EXECUTE IMMEDIATE 'DELETE FROM sp.t WHERE id = ?' USING 1",
+    ] {
+        let (code, _, _) = common::expect_error(&mut reader, sql).await;
+        assert_eq!(code, 1142, "{sql}");
+    }
 
     let slave = &cluster.slaves[0];
     let mut on_slave = slave.connect(APP).await;

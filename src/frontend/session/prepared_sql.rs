@@ -44,17 +44,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         command: PreparedSql,
     ) -> Result<Plan, End> {
         self.context = None;
+        // Whatever is not resolved here runs as sent, through classification and policy.
+        let as_sent = || Ok(Plan::RunInstead(String::from_utf8_lossy(sql).into_owned()));
         if !self.relays_changes() {
-            self.execute(sql).await?;
-            return Ok(Plan::Done);
+            return as_sent();
         }
         match command {
             PreparedSql::Prepare { name, source } => {
                 // The server drops the old statement of that name whatever happens next.
                 self.sql_statements.remove(&name);
                 let Some(text) = self.source_text(&source).await else {
-                    self.execute(sql).await?;
-                    return Ok(Plan::Done);
+                    return as_sent();
                 };
                 if let Some(refusal) = self.refusal(&text, &classify(&text)) {
                     self.replies.error(&refusal);
@@ -87,9 +87,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
             PreparedSql::Immediate { source, using } => {
                 let Some(text) = self.source_text(&source).await else {
-                    self.execute(sql).await?;
-                    return Ok(Plan::Done);
+                    return as_sent();
                 };
+                if let Some(refusal) = self.refusal(&text, &classify(&text)) {
+                    self.replies.error(&refusal);
+                    return Ok(Plan::Done);
+                }
                 self.inline_execute(sql, &text, &using).await
             }
             PreparedSql::Deallocate { name } => {
@@ -133,8 +136,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Ok(Plan::Done);
         }
         if placeholders(text) != using.len() {
-            // The server's own complaint, without running anything.
-            self.execute(sql).await?;
+            // What the server answers, without sending it something that might run unlogged.
+            self.replies.error(&ErrorReply::new(
+                1210,
+                "HY000",
+                "Incorrect arguments to EXECUTE",
+            ));
             return Ok(Plan::Done);
         }
         if !self.conn_or_reply().await {
@@ -169,7 +176,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         match inline(text, &values, &charset) {
             Some(inlined) => Ok(Plan::RunInstead(inlined)),
             None => {
-                self.execute(sql).await?;
+                self.replies.error(&ErrorReply::new(
+                    1210,
+                    "HY000",
+                    "Incorrect arguments to EXECUTE",
+                ));
                 Ok(Plan::Done)
             }
         }

@@ -380,48 +380,36 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             master.replay_now(&self.node.backend).await;
             return Ok(());
         };
-        if client_commit.is_none_or(is_plain_commit) {
-            // The usual case, in one round trip; the OK a plain COMMIT gets carries only status.
-            if let Err(e) = master.record_and_commit(conn, lsn).await {
-                error!(error = %e, lsn, "logged change not committed; replaying it");
-                let _ = conn.query_drop("ROLLBACK").await;
-                master.replay_now(&self.node.backend).await;
-            }
-            self.status &= !IN_TRANS;
-            if client_commit.is_some() {
-                self.replies.ok(&OkInfo::status(self.status));
-            }
-            return Ok(());
-        }
-        if let Err(e) = master.record(conn, lsn).await {
+        // The usual case (the node's own commit, or a plain COMMIT) records and commits in one
+        // round trip; a COMMIT AND CHAIN / RELEASE is relayed after the record.
+        let plain = client_commit.is_none_or(is_plain_commit);
+        let recorded = if plain {
+            master.record_and_commit(conn, lsn).await
+        } else {
+            master.record(conn, lsn).await
+        };
+        if let Err(e) = &recorded {
             // Committing without the LSN would apply the change twice once it is replayed:
             // drop this transaction and let the replay apply it, exactly once.
-            error!(error = %e, lsn, "could not record the LSN; replaying the change instead");
+            error!(error = %e, lsn, "logged change not committed here; replaying it");
             let _ = conn.query_drop("ROLLBACK").await;
             master.replay_now(&self.node.backend).await;
+        }
+        let Some(sql) = client_commit.filter(|_| !plain && recorded.is_ok()) else {
+            // The change is in the log, so the client's COMMIT is answered either way.
             self.status &= !IN_TRANS;
             if client_commit.is_some() {
                 self.replies.ok(&OkInfo::status(self.status));
             }
             return Ok(());
+        };
+        // A client that vanished here still gets its logged change: it is replayed.
+        let committed = self.execute(sql).await;
+        if !matches!(committed, Ok(true)) {
+            error!(lsn, "logged change not committed; replaying it");
+            master.replay_now(&self.node.backend).await;
         }
-        match client_commit {
-            Some(sql) => {
-                // A client that vanished here still gets its logged change: it is replayed.
-                let committed = self.execute(sql).await;
-                if !matches!(committed, Ok(true)) {
-                    error!(lsn, "logged change not committed; replaying it");
-                    master.replay_now(&self.node.backend).await;
-                }
-                committed?;
-            }
-            None => {
-                if let Err(e) = conn.query_drop("COMMIT").await {
-                    error!(error = %e, lsn, "logged change not committed; replaying it");
-                    master.replay_now(&self.node.backend).await;
-                }
-            }
-        }
+        committed?;
         drop(turn);
         Ok(())
     }

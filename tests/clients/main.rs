@@ -165,6 +165,10 @@ impl Program {
             .arg(format!("--password={}", target.pass))
             .arg(format!("--db={db}"))
             .arg(format!("--mode={mode}"))
+            .arg(format!(
+                "--types-sql={}",
+                here().join("types.sql").display()
+            ))
             .kill_on_drop(true);
         let out = tokio::time::timeout(Duration::from_secs(180), command.output())
             .await
@@ -335,6 +339,13 @@ async fn mysql_async() {
 async fn mariadb_cli() {
     let fixture = Fixture::start().await;
     let script = std::fs::read_to_string(here().join("cli/matrix.sql")).expect("cli/matrix.sql");
+    let types = std::fs::read_to_string(here().join("types.sql")).expect("types.sql");
+    let marker = "-- @types.sql: the harness puts ../types.sql here\n";
+    assert!(
+        script.contains(marker),
+        "cli/matrix.sql marks where types.sql goes"
+    );
+    let script = script.replace(marker, &types);
     let run = |target: Target| {
         let script = script.clone();
         async move {

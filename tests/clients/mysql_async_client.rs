@@ -7,26 +7,25 @@ use mysql_async::{Column, Conn, Row, TxOpts, Value};
 
 use super::Target;
 
-/// The `types` table of the contract.
-pub const TYPES_TABLE: &str = "CREATE TABLE types (
-  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  ti TINYINT, si SMALLINT, i INT, bi BIGINT, ubi BIGINT UNSIGNED,
-  f FLOAT, d DOUBLE, dc DECIMAL(12,4),
-  c CHAR(5), vc VARCHAR(50), tx TEXT,
-  bn BINARY(4), vb VARBINARY(16), bl BLOB,
-  dt DATE, tm TIME(3), dtm DATETIME(6), ts TIMESTAMP(3) NULL,
-  yr YEAR, bt BIT(8), en ENUM('red','green'), js JSON
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+/// The matrix's shared `types` table and literal-row INSERT (`types.sql`).
+const TYPES_SQL: &str = include_str!("types.sql");
+
+/// The statements of `TYPES_SQL`: the CREATE TABLE, then the literal INSERT.
+fn types_sql() -> Vec<String> {
+    let text: Vec<&str> = TYPES_SQL
+        .lines()
+        .filter(|line| !line.starts_with("--"))
+        .collect();
+    text.join("\n")
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
 
 const COLUMNS: &str =
     "ti, si, i, bi, ubi, f, d, dc, c, vc, tx, bn, vb, bl, dt, tm, dtm, ts, yr, bt, en, js";
-
-/// The contract's literal row.
-pub const LITERAL_ROW: &str = "-128, -32768, -2147483648, -9223372036854775808, \
-    18446744073709551615, 1.5, -2.25, 12345678.1234, 'ab', 'héllo wörld ✓', 'a long text', \
-    X'00FF10', X'00FFFE7F80', X'DEADBEEF00', '2024-02-29', '-838:59:59.000', \
-    '2024-02-29 23:59:59.123456', '2024-03-01 00:00:01.500', 2024, b'10100101', 'green', \
-    '{\"k\": [1, null, \"x\"]}'";
 
 /// The contract's bound row, as mysql_async binds it.
 fn bound_row() -> Vec<Value> {
@@ -138,20 +137,17 @@ pub async fn matrix(target: Target, db: &str) -> String {
     conn.query_drop("SET time_zone = '+00:00'")
         .await
         .expect("time zone");
+    let [types_table, literal_insert] = <[String; 2]>::try_from(types_sql()).expect("types.sql");
     for sql in [
         format!("DROP DATABASE IF EXISTS {db}"),
         format!("CREATE DATABASE {db}"),
         format!("USE {db}"),
-        TYPES_TABLE.to_string(),
+        types_table,
     ] {
         let r = conn.query_drop(&sql).await;
         outcome(&mut out, "ddl", &conn, r);
     }
-    let r = conn
-        .query_drop(format!(
-            "INSERT INTO types ({COLUMNS}) VALUES ({LITERAL_ROW})"
-        ))
-        .await;
+    let r = conn.query_drop(literal_insert).await;
     outcome(&mut out, "insert literal", &conn, r);
     let r = conn.query_drop("INSERT INTO types () VALUES ()").await;
     outcome(&mut out, "insert nulls", &conn, r);

@@ -31,21 +31,6 @@ import java.util.TimeZone;
 public class Matrix {
     static final String COLUMNS =
         "ti, si, i, bi, ubi, f, d, dc, c, vc, tx, bn, vb, bl, dt, tm, dtm, ts, yr, bt, en, js";
-    static final String TYPES_TABLE = "CREATE TABLE types (\n"
-        + "  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,\n"
-        + "  ti TINYINT, si SMALLINT, i INT, bi BIGINT, ubi BIGINT UNSIGNED,\n"
-        + "  f FLOAT, d DOUBLE, dc DECIMAL(12,4),\n"
-        + "  c CHAR(5), vc VARCHAR(50), tx TEXT,\n"
-        + "  bn BINARY(4), vb VARBINARY(16), bl BLOB,\n"
-        + "  dt DATE, tm TIME(3), dtm DATETIME(6), ts TIMESTAMP(3) NULL,\n"
-        + "  yr YEAR, bt BIT(8), en ENUM('red','green'), js JSON\n"
-        + ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
-    static final String LITERAL_ROW =
-        "-128, -32768, -2147483648, -9223372036854775808, 18446744073709551615, 1.5, -2.25, "
-        + "12345678.1234, 'ab', 'héllo wörld ✓', 'a long text', X'00FF10', X'00FFFE7F80', "
-        + "X'DEADBEEF00', '2024-02-29', '-838:59:59.000', '2024-02-29 23:59:59.123456', "
-        + "'2024-03-01 00:00:01.500', 2024, b'10100101', 'green', '{\"k\": [1, null, \"x\"]}'";
-
     static final String[] SCHOOL_TABLES = {"student", "course", "student_course"};
 
     static PrintStream out;
@@ -279,9 +264,10 @@ public class Matrix {
             update(st, "ddl drop database", "DROP DATABASE IF EXISTS " + db);
             update(st, "ddl create database", "CREATE DATABASE " + db);
             update(st, "ddl use", "USE " + db);
-            update(st, "ddl create table", TYPES_TABLE);
+            String[] types = sqlFile("types-sql");
+            update(st, "ddl create table", types[0]);
 
-            update(st, "insert literal", "INSERT INTO types (" + COLUMNS + ") VALUES (" + LITERAL_ROW + ")");
+            update(st, "insert literal", types[1]);
             update(st, "insert nulls", "INSERT INTO types () VALUES ()");
 
             String marks = String.join(", ", Collections.nCopies(22, "?"));
@@ -402,23 +388,29 @@ public class Matrix {
 
     // ---- --mode dbeaver ----
 
+    /// The statements of the SQL file named by option `option` (comment lines dropped).
+    static String[] sqlFile(String option) throws SQLException {
+        String text;
+        try {
+            text = Files.readString(Path.of(args.get(option)), StandardCharsets.UTF_8);
+        } catch (java.io.IOException | NullPointerException e) {
+            throw new SQLException("cannot read --" + option + ": " + e);
+        }
+        return java.util.Arrays.stream(text.replaceAll("(?m)^--.*$", "").split(";"))
+            .map(String::strip)
+            .filter(s -> !s.isEmpty())
+            .toArray(String[]::new);
+    }
+
     static void dbeaver(String db) throws SQLException {
         try (Connection conn = connect("", false); Statement st = conn.createStatement()) {
             update(st, "setup drop database", "DROP DATABASE IF EXISTS " + db);
             update(st, "setup create database", "CREATE DATABASE " + db);
             update(st, "setup use", "USE " + db);
             // The demo's school schema and rows (--school-sql, src/demo/school.sql), in D.
-            String school;
-            try {
-                school = Files.readString(Path.of(args.get("school-sql")), StandardCharsets.UTF_8);
-            } catch (java.io.IOException e) {
-                throw new SQLException("cannot read --school-sql: " + e);
-            }
             int n = 0;
-            for (String sql : school.split(";")) {
-                String statement = sql.replaceAll("(?m)^--.*$", "").strip();
-                if (statement.isEmpty() || statement.startsWith("CREATE DATABASE")
-                        || statement.startsWith("USE ")) {
+            for (String statement : sqlFile("school-sql")) {
+                if (statement.startsWith("CREATE DATABASE") || statement.startsWith("USE ")) {
                     continue;
                 }
                 update(st, "setup statement " + ++n, statement);

@@ -30,20 +30,13 @@
 const mysql = require('mysql2/promise');
 
 const COLUMNS = 'ti, si, i, bi, ubi, f, d, dc, c, vc, tx, bn, vb, bl, dt, tm, dtm, ts, yr, bt, en, js';
-const TYPES_TABLE = `CREATE TABLE types (
-  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  ti TINYINT, si SMALLINT, i INT, bi BIGINT, ubi BIGINT UNSIGNED,
-  f FLOAT, d DOUBLE, dc DECIMAL(12,4),
-  c CHAR(5), vc VARCHAR(50), tx TEXT,
-  bn BINARY(4), vb VARBINARY(16), bl BLOB,
-  dt DATE, tm TIME(3), dtm DATETIME(6), ts TIMESTAMP(3) NULL,
-  yr YEAR, bt BIT(8), en ENUM('red','green'), js JSON
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`;
-const LITERAL_ROW =
-  "-128, -32768, -2147483648, -9223372036854775808, 18446744073709551615, 1.5, -2.25, " +
-  "12345678.1234, 'ab', 'héllo wörld ✓', 'a long text', X'00FF10', X'00FFFE7F80', X'DEADBEEF00', " +
-  "'2024-02-29', '-838:59:59.000', '2024-02-29 23:59:59.123456', '2024-03-01 00:00:01.500', 2024, " +
-  "b'10100101', 'green', '{\"k\": [1, null, \"x\"]}'";
+
+// The `types` table and its literal-row INSERT, from the matrix's shared types.sql.
+function typesSql(path) {
+  const text = require('fs').readFileSync(path, 'utf8')
+    .split('\n').filter((line) => !line.startsWith('--')).join('\n');
+  return text.split(';').map((s) => s.trim()).filter((s) => s.length > 0);
+}
 
 function boundRow() {
   const T = mysql.TypedParameter;
@@ -180,7 +173,7 @@ async function single(out, step, [rows, fields]) {
   out.push(`${step}: ${fields[0].name} = ${render(rows[0][0])}`);
 }
 
-async function matrix(conn, db) {
+async function matrix(conn, db, typesFile) {
   const out = [];
   // 1. No default database; recreate D.
   outcome(out, 'set time_zone', (await conn.query("SET time_zone = '+00:00'"))[0]);
@@ -188,10 +181,11 @@ async function matrix(conn, db) {
   outcome(out, 'create database', (await conn.query(`CREATE DATABASE ${db}`))[0]);
   outcome(out, 'use', (await conn.query(`USE ${db}`))[0]);
   // 2. DDL.
-  outcome(out, 'create table', (await conn.query(TYPES_TABLE))[0]);
+  const [typesTable, literalInsert] = typesSql(typesFile);
+  outcome(out, 'create table', (await conn.query(typesTable))[0]);
   // 3. Text-protocol inserts.
   outcome(out, 'insert literal (query)',
-    (await conn.query(`INSERT INTO types (${COLUMNS}) VALUES (${LITERAL_ROW})`))[0]);
+    (await conn.query(literalInsert))[0]);
   outcome(out, 'insert nulls (query)', (await conn.query('INSERT INTO types () VALUES ()'))[0]);
   // 4. Prepared insert of the bound row.
   const insert = `INSERT INTO types (${COLUMNS}) VALUES (${COLUMNS.split(', ').map(() => '?').join(', ')})`;
@@ -247,7 +241,7 @@ function parseArgs(argv) {
     if (!m) throw new Error(`unexpected argument ${JSON.stringify(argv[i])}`);
     args[m[1]] = m[2] !== undefined ? m[2] : argv[++i];
   }
-  for (const key of ['host', 'port', 'user', 'password', 'db', 'mode']) {
+  for (const key of ['host', 'port', 'user', 'password', 'db', 'mode', 'types-sql']) {
     if (args[key] === undefined) throw new Error(`missing --${key}`);
   }
   if (!['matrix', 'refusal'].includes(args.mode)) throw new Error(`unknown --mode ${args.mode}`);
@@ -277,7 +271,7 @@ async function main() {
       `mariadb extended 0x${((hs.mariadbExtendedCapabilityFlags || 0) >>> 0).toString(16)} ` +
       `extended metadata ${Boolean(c._mariadbExtendedMetadata)}`
   );
-  const out = args.mode === 'matrix' ? await matrix(conn, args.db) : await refusal(conn);
+  const out = args.mode === 'matrix' ? await matrix(conn, args.db, args['types-sql']) : await refusal(conn);
   await conn.end();
   process.stdout.write(out.join('\n') + '\n');
   console.error(`done in ${Date.now() - started} ms`);

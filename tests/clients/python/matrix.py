@@ -22,21 +22,16 @@ import math
 import sys
 
 COLUMNS = "ti, si, i, bi, ubi, f, d, dc, c, vc, tx, bn, vb, bl, dt, tm, dtm, ts, yr, bt, en, js"
-TYPES_TABLE = """CREATE TABLE types (
-  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  ti TINYINT, si SMALLINT, i INT, bi BIGINT, ubi BIGINT UNSIGNED,
-  f FLOAT, d DOUBLE, dc DECIMAL(12,4),
-  c CHAR(5), vc VARCHAR(50), tx TEXT,
-  bn BINARY(4), vb VARBINARY(16), bl BLOB,
-  dt DATE, tm TIME(3), dtm DATETIME(6), ts TIMESTAMP(3) NULL,
-  yr YEAR, bt BIT(8), en ENUM('red','green'), js JSON
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
-LITERAL_ROW = (
-    "-128, -32768, -2147483648, -9223372036854775808, 18446744073709551615, 1.5, -2.25, "
-    "12345678.1234, 'ab', 'héllo wörld ✓', 'a long text', X'00FF10', X'00FFFE7F80', "
-    "X'DEADBEEF00', '2024-02-29', '-838:59:59.000', '2024-02-29 23:59:59.123456', "
-    "'2024-03-01 00:00:01.500', 2024, b'10100101', 'green', '{\"k\": [1, null, \"x\"]}'"
-)
+
+
+def types_sql(path):
+    """The `types` table and its literal-row INSERT, from the matrix's shared types.sql."""
+    with open(path, encoding="utf-8") as f:
+        text = "\n".join(line for line in f.read().splitlines() if not line.startswith("--"))
+    create, insert = [s.strip() for s in text.split(";") if s.strip()]
+    return create, insert
+
+
 # The bound row, in the types both drivers map these columns to.
 BOUND_ROW = (
     127, 32767, 2147483647, 9223372036854775807, 0,
@@ -197,7 +192,7 @@ def result(out, title, driver, cur):
     out.append(f"  {len(rows)} rows, rowcount={cur.rowcount}")
 
 
-def matrix(driver, db):
+def matrix(driver, db, types_table, literal_insert):
     out = [f"driver {driver.name}; prepared statements are {driver.prepared_kind}"]
     cur = driver.cursor()
     cur.execute("SET time_zone = '+00:00'")
@@ -211,11 +206,11 @@ def matrix(driver, db):
     outcome(out, "1. use", cur)
 
     # 2. DDL.
-    cur.execute(TYPES_TABLE)
+    cur.execute(types_table)
     outcome(out, "2. create table types", cur)
 
     # 3. Text-protocol inserts.
-    cur.execute(f"INSERT INTO types ({COLUMNS}) VALUES ({LITERAL_ROW})")
+    cur.execute(literal_insert)
     outcome(out, "3. text insert, literal row", cur)
     cur.execute("INSERT INTO types () VALUES ()")
     outcome(out, "3. text insert, all-NULL row", cur)
@@ -304,6 +299,7 @@ def main():
     p.add_argument("--password", required=True)
     p.add_argument("--db", required=True)
     p.add_argument("--mode", choices=("matrix", "refusal", "login"), required=True)
+    p.add_argument("--types-sql", required=True, help="the matrix's types.sql")
     p.add_argument("--ssl-ca", help="connect over TLS, verifying the server against this CA")
     p.add_argument("--auth-plugin", help="authentication plugin to answer with (connector)")
     args = p.parse_args()
@@ -316,7 +312,7 @@ def main():
             raise
         print(f"login failed: {getattr(e, 'errno', None) or e.args[0]} {e}")
         return 0
-    lines = {"matrix": lambda: matrix(driver, args.db), "refusal": lambda: refusal(driver),
+    lines = {"matrix": lambda: matrix(driver, args.db, *types_sql(args.types_sql)), "refusal": lambda: refusal(driver),
              "login": lambda: login(driver)}[args.mode]()
     print("\n".join(lines))
     driver.conn.close()

@@ -217,7 +217,7 @@ impl ProcCluster {
 
 async fn lsn_of(backend: SocketAddr) -> u64 {
     let mut conn = common::connect(backend, DB_USER, DB_PASS).await;
-    conn.query_first::<u64, _>("SELECT lsn FROM myrelay.applied WHERE id = 1")
+    conn.query_first::<u64, _>(myrelay::replication::apply::HIGHEST_APPLIED_SQL)
         .await
         .ok()
         .flatten()

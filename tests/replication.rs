@@ -115,7 +115,7 @@ async fn a_late_slave_catches_up_from_the_start() {
         common::expect_error(&mut admin, "UPDATE myrelay.applied SET lsn = 0").await;
     assert_eq!(code, 1044, "{message}");
     let lsn: Option<u64> = admin
-        .query_first("SELECT lsn FROM myrelay.applied")
+        .query_first(myrelay::replication::apply::HIGHEST_APPLIED_SQL)
         .await
         .expect("read bookkeeping");
     assert_eq!(lsn, Some(cluster.master_lsn()));

@@ -15,19 +15,27 @@ use super::change::Change;
 use crate::backend::relay::supply_infile;
 use crate::sql::quote_ident;
 
-/// Creates the bookkeeping table on a backend if needed.
+/// Creates the bookkeeping tables on a backend if needed: `applied` holds the low-water mark
+/// (every entry up to it is applied), `committed` the entries a master committed beyond it.
 pub async fn prepare(conn: &mut Conn) -> mysql_async::Result<()> {
     conn.query_drop(
         "CREATE DATABASE IF NOT EXISTS myrelay; \
          CREATE TABLE IF NOT EXISTS myrelay.applied \
            (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, lsn BIGINT UNSIGNED NOT NULL, \
             ddl_pending BIGINT UNSIGNED NULL) ENGINE=InnoDB; \
-         INSERT IGNORE INTO myrelay.applied (id, lsn) VALUES (1, 0)",
+         INSERT IGNORE INTO myrelay.applied (id, lsn) VALUES (1, 0); \
+         CREATE TABLE IF NOT EXISTS myrelay.committed \
+           (lsn BIGINT UNSIGNED NOT NULL PRIMARY KEY) ENGINE=InnoDB",
     )
     .await
 }
 
-/// The last LSN this backend has applied.
+/// The highest LSN a backend has applied: a slave's low-water mark, or beyond it the master's
+/// latest commit row (with no entry in flight, every entry up to it is applied).
+pub const HIGHEST_APPLIED_SQL: &str = "SELECT GREATEST((SELECT lsn FROM myrelay.applied WHERE id = 1), \
+     COALESCE((SELECT MAX(lsn) FROM myrelay.committed), 0))";
+
+/// The low-water mark of this backend: every entry up to it is applied.
 pub async fn applied_lsn(conn: &mut Conn) -> mysql_async::Result<u64> {
     Ok(conn
         .query_first::<u64, _>("SELECT lsn FROM myrelay.applied WHERE id = 1")

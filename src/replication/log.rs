@@ -42,7 +42,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, oneshot, watch};
 
 /// Name of the log file inside the directory given to [`ReplicationLog::open`].
 pub const FILE_NAME: &str = "replication.log";
@@ -140,6 +140,8 @@ struct Shared {
     durability: Durability,
     index: RwLock<Index>,
     tx: watch::Sender<u64>,
+    /// Groups written so far (each one write and, with `Fsync`, one fsync).
+    groups: std::sync::atomic::AtomicU64,
 }
 
 /// Writer-side state; holding its lock is what serializes appends.
@@ -160,7 +162,13 @@ pub struct ReplicationLog {
     /// A tokio mutex so that appends waiting their turn park as tasks instead
     /// of each pinning a blocking-pool thread.
     writer: Arc<Mutex<Writer>>,
+    /// Records waiting for the next group write. Whoever takes the writer lock writes all of
+    /// them with one fsync, so concurrent commits share the cost of making the log durable.
+    queue: Arc<std::sync::Mutex<Vec<Waiting>>>,
 }
+
+/// A record queued for a group write, and where its LSN (or the failure) is reported.
+type Waiting = (Vec<u8>, oneshot::Sender<Result<u64, LogError>>);
 
 impl std::fmt::Debug for ReplicationLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -295,11 +303,13 @@ impl ReplicationLog {
                 end: scan.end,
             }),
             tx,
+            groups: Default::default(),
         };
         Ok((
             ReplicationLog {
                 shared: Arc::new(shared),
                 writer: Arc::new(Mutex::new(Writer::default())),
+                queue: Arc::default(),
             },
             recovery,
         ))
@@ -310,36 +320,48 @@ impl ReplicationLog {
         self.shared.read_index().offsets.len() as u64
     }
 
-    /// Appends `payload` as entry last_lsn+1; returns its LSN once it is
-    /// durable per `Durability`. Appends are serialized internally (a mutex),
-    /// so LSN order == append order; callers that need commit order to equal
-    /// log order hold their own lock around "append + commit".
+    /// Appends `payload` as the next entry; returns its LSN once it is durable per
+    /// `Durability`. LSN order is the order in which appends reach the queue, so callers that
+    /// need a particular order among themselves must append in that order.
     ///
-    /// The write runs to completion on the blocking pool even if this future
-    /// is dropped, so a cancelled append may still end up in the log (and be
-    /// replicated); callers must not drop it between "append" and "commit".
-    /// After an fsync failure the log refuses further appends until reopened,
-    /// because the kernel may have discarded the unsynced data.
+    /// Group commit: concurrent appends queue up while one group is being written, and the next
+    /// writer takes the whole queue and makes it durable with a single fsync.
+    ///
+    /// A group's write runs to completion on the blocking pool even if this future is dropped,
+    /// so a cancelled append may still end up in the log (and be replicated); callers must not
+    /// drop it between "append" and "commit". After an fsync failure the log refuses further
+    /// appends until reopened, because the kernel may have discarded the unsynced data.
     pub async fn append(&self, payload: &[u8]) -> Result<u64, LogError> {
         if payload.len() > MAX_PAYLOAD {
             return Err(LogError::TooLarge(payload.len()));
         }
-        // Build the record outside the lock; only the LSN and CRC wait for it.
+        // Build the record outside any lock; only the LSN and CRC wait for the writer.
         let mut record = Vec::with_capacity(RECORD_HEADER_LEN + payload.len());
         record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         record.extend_from_slice(&[0u8; 12]);
         record.extend_from_slice(payload);
+        let (done, mut result) = oneshot::channel();
+        lock_queue(&self.queue).push((record, done));
 
-        // The guard moves into the blocking job so the lock is held until the
-        // write really finished, even if this future is dropped meanwhile.
         let guard = Arc::clone(&self.writer).lock_owned().await;
+        match result.try_recv() {
+            // The group written while this append waited for the lock carried it.
+            Ok(outcome) => return outcome,
+            Err(oneshot::error::TryRecvError::Closed) => return Err(abandoned()),
+            Err(oneshot::error::TryRecvError::Empty) => {}
+        }
+        let group = std::mem::take(&mut *lock_queue(&self.queue));
         let shared = Arc::clone(&self.shared);
-        tokio::task::spawn_blocking(move || {
+        // The guard moves into the blocking job so the lock is held until the group really is
+        // written, even if this future is dropped meanwhile.
+        // Awaiting the job (not just the result) means its handle on the file is gone too by
+        // the time this returns; dropping a blocking job's handle does not cancel it.
+        let job = tokio::task::spawn_blocking(move || {
             let mut writer = guard;
-            shared.append_blocking(&mut writer, record)
-        })
-        .await
-        .map_err(|e| LogError::io("append task failed", io::Error::other(e)))?
+            shared.append_group(&mut writer, group);
+        });
+        let _ = job.await;
+        result.await.unwrap_or_else(|_| Err(abandoned()))
     }
 
     /// Makes every appended entry durable (a no-op when each append already was): for a clean
@@ -395,11 +417,31 @@ impl ReplicationLog {
         .map_err(|e| LogError::io("read task failed", io::Error::other(e)))?
     }
 
+    /// How many group writes (and so fsyncs, under `Durability::Fsync`) the appends so far took.
+    pub fn groups(&self) -> u64 {
+        self.shared
+            .groups
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A watch channel of last_lsn, updated after each durable append —
     /// slaves' streamers wait on it for new entries.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.tx.subscribe()
     }
+}
+
+/// The queue's lock; a panic while it was held cannot leave the vector half-updated.
+fn lock_queue(queue: &std::sync::Mutex<Vec<Waiting>>) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+    queue.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The error of an append whose group write ended without reporting (its task panicked).
+fn abandoned() -> LogError {
+    LogError::io(
+        "append task failed",
+        io::Error::other("the group write ended early"),
+    )
 }
 
 impl Shared {
@@ -409,34 +451,63 @@ impl Shared {
         self.index.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn append_blocking(&self, writer: &mut Writer, mut record: Vec<u8>) -> Result<u64, LogError> {
+    /// Writes `group` in order with one fsync and reports each record's LSN (or the failure,
+    /// to all of them: a group is durable as a whole or not at all).
+    fn append_group(&self, writer: &mut Writer, group: Vec<Waiting>) {
+        if group.is_empty() {
+            return;
+        }
+        let (records, done): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        match self.write_group(writer, records) {
+            Ok(first) => {
+                for (lsn, done) in (first..).zip(done) {
+                    let _ = done.send(Ok(lsn));
+                }
+            }
+            Err(e) => {
+                for done in done {
+                    let _ = done.send(Err(LogError::io(
+                        format!("appending to {}", self.path.display()),
+                        io::Error::other(e.to_string()),
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Writes `records` as consecutive entries and makes them durable; returns the first LSN.
+    fn write_group(&self, writer: &mut Writer, records: Vec<Vec<u8>>) -> Result<u64, LogError> {
         if let Some(reason) = &writer.poisoned {
             return Err(LogError::io(
                 format!("{} refuses appends until reopened", self.path.display()),
                 io::Error::other(reason.clone()),
             ));
         }
-        let (lsn, offset) = {
+        let (first, offset) = {
             let index = self.read_index();
             (index.offsets.len() as u64 + 1, index.end)
         };
-        let lsn_bytes = lsn.to_le_bytes();
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&lsn_bytes);
-        hasher.update(&record[RECORD_HEADER_LEN..]);
-        record[4..12].copy_from_slice(&lsn_bytes);
-        record[12..16].copy_from_slice(&hasher.finalize().to_le_bytes());
-
-        if let Err(e) = (&self.file).write_all(&record) {
+        let mut bytes = Vec::with_capacity(records.iter().map(Vec::len).sum());
+        let mut offsets = Vec::with_capacity(records.len());
+        for (lsn, mut record) in (first..).zip(records) {
+            let lsn_bytes = lsn.to_le_bytes();
+            record[4..12].copy_from_slice(&lsn_bytes);
+            let crc = record_crc(lsn, &record[RECORD_HEADER_LEN..]);
+            record[12..16].copy_from_slice(&crc.to_le_bytes());
+            offsets.push(offset + bytes.len() as u64);
+            bytes.extend_from_slice(&record);
+        }
+        let last = first + offsets.len() as u64 - 1;
+        if let Err(e) = (&self.file).write_all(&bytes) {
             // Undo a partial write so the next record lands where the index
             // says; if even that fails the file's end is unknown.
             if let Err(t) = self.file.set_len(offset) {
                 writer.poisoned = Some(format!(
-                    "write of lsn {lsn} failed ({e}) and truncating it back failed ({t})"
+                    "write of lsn {first}..={last} failed ({e}) and truncating it back failed ({t})"
                 ));
             }
             return Err(LogError::io(
-                format!("appending lsn {lsn} to {}", self.path.display()),
+                format!("appending lsn {first}..={last} to {}", self.path.display()),
                 e,
             ));
         }
@@ -446,19 +517,21 @@ impl Shared {
             // After a failed fsync the kernel may have dropped dirty pages and
             // a retry can "succeed" without them ever reaching disk.
             let _ = self.file.set_len(offset);
-            writer.poisoned = Some(format!("fsync of lsn {lsn} failed: {e}"));
+            writer.poisoned = Some(format!("fsync of lsn {first}..={last} failed: {e}"));
             return Err(LogError::io(
-                format!("syncing lsn {lsn} in {}", self.path.display()),
+                format!("syncing lsn {first}..={last} in {}", self.path.display()),
                 e,
             ));
         }
         {
             let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-            index.offsets.push(offset);
-            index.end = offset + record.len() as u64;
+            index.offsets.extend_from_slice(&offsets);
+            index.end = offset + bytes.len() as u64;
         }
-        self.tx.send_replace(lsn);
-        Ok(lsn)
+        self.tx.send_replace(last);
+        self.groups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(first)
     }
 
     fn read_range(
@@ -1028,6 +1101,12 @@ mod tests {
         assert_eq!(
             all.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
             (1..=1600).collect::<Vec<_>>()
+        );
+        // Appends that overlap share a group write: fewer fsyncs than entries.
+        assert!(
+            log.groups() < 1600,
+            "{} groups for 1600 appends",
+            log.groups()
         );
         let read = log.read_after(0, usize::MAX, usize::MAX).await.unwrap();
         for (e, (lsn, p)) in read.iter().zip(&all) {

@@ -1,9 +1,18 @@
 //! The master's side: commits changes in log order, and streams the log to slaves.
 //!
-//! One order: a change is appended (durably) and committed on the backend while the commit lock
-//! is held, so log order equals commit order however many clients write at once. Concurrent
-//! transactions that reach COMMIT together hold no conflicting row locks (InnoDB would have made
-//! one wait in its statements), so serializing only the commit step loses no correctness.
+//! One order, group commit: a transaction reaches COMMIT only once its statements have run, and
+//! InnoDB keeps every row lock until the commit; so transactions committing at the same moment
+//! touch no common rows, and any order among them replays to the same data. The log's order is
+//! the order that counts. Commits therefore take the commit turn *shared*: they append to the
+//! log together (one fsync for the group, see `ReplicationLog::append`) and commit on the
+//! backend together (where InnoDB groups its own flushes). A transaction that conflicts with one
+//! still committing waits for that commit in its statements, so it is logged after it.
+//!
+//! Each commit records its LSN as its own row of `myrelay.committed` in the same backend
+//! transaction, so concurrent commits never contend for one row, and recovery knows exactly
+//! which logged entries the backend has. DDL, recovery and compaction of those rows into the
+//! single `myrelay.applied` low-water mark take the turn *exclusively*: no commit is in flight
+//! then, so everything logged is committed.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -13,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{MutexGuard, watch};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, watch};
 use tracing::{Instrument, info, info_span, warn};
 
 use super::apply;
@@ -44,7 +53,9 @@ pub struct SlaveState {
 /// The master's log, commit lock and view of its slaves.
 pub struct Master {
     log: ReplicationLog,
-    commit: tokio::sync::Mutex<()>,
+    commit: RwLock<()>,
+    /// Commits recorded as rows of `myrelay.committed` since they were last compacted.
+    uncompacted: std::sync::atomic::AtomicU64,
     slaves: Mutex<BTreeMap<String, SlaveState>>,
     append_times: Mutex<std::collections::VecDeque<(u64, Instant)>>,
     secret: Vec<u8>,
@@ -70,8 +81,17 @@ pub enum CommitError {
     },
 }
 
-/// Held while a change is logged and committed.
-pub struct CommitTurn<'a>(#[allow(dead_code)] MutexGuard<'a, ()>);
+/// Commit rows kept in `myrelay.committed` before they are folded into the low-water mark.
+const COMPACT_EVERY: u64 = 10_000;
+
+/// Held while a change is logged and committed: shared by commits, exclusive for DDL and
+/// recovery (see the module doc).
+pub enum CommitTurn<'a> {
+    /// A commit's turn, taken with other commits.
+    Shared(RwLockReadGuard<'a, ()>),
+    /// No commit is in flight while this is held.
+    Exclusive(RwLockWriteGuard<'a, ()>),
+}
 
 impl Master {
     /// Opens the log in `dir`; `fsync` chooses per-commit fsync (the default) or OS buffering.
@@ -97,7 +117,8 @@ impl Master {
         );
         Ok(Master {
             log,
-            commit: tokio::sync::Mutex::new(()),
+            commit: RwLock::new(()),
+            uncompacted: std::sync::atomic::AtomicU64::new(0),
             slaves: Mutex::new(BTreeMap::new()),
             append_times: Mutex::new(Default::default()),
             secret: secret.as_bytes().to_vec(),
@@ -112,55 +133,109 @@ impl Master {
     }
 
     /// Replays onto the master's own backend the entries it logged but did not commit (the node
-    /// died between the two). Returns how many were replayed.
+    /// died between the two, or a commit failed), then compacts the commit rows. Returns how many
+    /// were replayed. Run under the exclusive turn only: an entry whose commit is in flight
+    /// would look missing.
     pub async fn recover(&self, conn: &mut Conn) -> Result<u64, String> {
         apply::prepare(conn).await.map_err(|e| e.to_string())?;
-        let mut applied = apply::applied_lsn(conn).await.map_err(|e| e.to_string())?;
+        let low = apply::applied_lsn(conn).await.map_err(|e| e.to_string())?;
+        let committed: HashSet<u64> = conn
+            .query::<u64, _>(format!(
+                "SELECT lsn FROM myrelay.committed WHERE lsn > {low}"
+            ))
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        let mut done = low;
         let mut replayed = 0;
-        while applied < self.log.last_lsn() {
+        while done < self.log.last_lsn() {
             let entries = self
                 .log
-                .read_after(applied, 100, 8 << 20)
+                .read_after(done, 100, 8 << 20)
                 .await
                 .map_err(|e| e.to_string())?;
             let mut context: apply::AppliedContext = None;
             for entry in entries {
+                done = entry.lsn;
+                if committed.contains(&entry.lsn) {
+                    continue;
+                }
                 let change = Change::decode(&entry.payload)?;
                 // DDL is logged only after it ran here, so the backend has it already: only
                 // its LSN may be missing. Writes are logged before they commit: replay them.
+                // Entries go in order, so recording each as the low-water mark is true.
                 let outcome = if change.ddl {
                     conn.query_drop(apply::record_lsn(entry.lsn)).await
                 } else {
                     apply::apply(conn, entry.lsn, &change, &mut context).await
                 };
                 outcome.map_err(|e| format!("replaying LSN {}: {e}", entry.lsn))?;
-                applied = entry.lsn;
                 replayed += 1;
             }
         }
+        self.compact(conn).await.map_err(|e| e.to_string())?;
         Ok(replayed)
     }
 
-    /// Makes sure the backend holds every logged entry before a new one is logged (after a
-    /// restart, or after a commit that failed once its entry was logged). Call inside `turn`.
-    pub async fn ensure_recovered(
+    /// Folds the commit rows into the low-water mark. Under the exclusive turn, once recovered,
+    /// every logged entry is committed on the backend.
+    async fn compact(&self, conn: &mut Conn) -> mysql_async::Result<()> {
+        let last = self.log.last_lsn();
+        conn.query_drop(format!(
+            "BEGIN; UPDATE myrelay.applied SET lsn = GREATEST(lsn, {last}), ddl_pending = NULL \
+             WHERE id = 1; DELETE FROM myrelay.committed WHERE lsn <= {last}; COMMIT"
+        ))
+        .await?;
+        self.uncompacted
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The turn for a commit: shared with other commits, once the backend holds every logged
+    /// entry (recovering first, under the exclusive turn, if it may not).
+    pub async fn commit_turn(
         &self,
         backend: &crate::backend::pool::Backend,
-    ) -> Result<(), String> {
+    ) -> Result<CommitTurn<'_>, String> {
         use std::sync::atomic::Ordering;
-        if self.recovered.load(Ordering::Acquire) {
-            return Ok(());
+        loop {
+            let shared = self.commit.read().await;
+            if self.recovered.load(Ordering::Acquire)
+                && self.uncompacted.load(Ordering::Relaxed) < COMPACT_EVERY
+            {
+                return Ok(CommitTurn::Shared(shared));
+            }
+            drop(shared);
+            let exclusive = self.exclusive_turn(backend).await?;
+            if self.uncompacted.load(Ordering::Relaxed) >= COMPACT_EVERY {
+                let mut conn = backend.acquire(false).await.map_err(|e| e.message)?;
+                self.compact(&mut conn).await.map_err(|e| e.to_string())?;
+            }
+            drop(exclusive);
         }
-        let mut conn = backend.acquire(false).await.map_err(|e| e.message)?;
-        let replayed = self.recover(&mut conn).await?;
-        if replayed > 0 {
-            info!(
-                replayed,
-                "replayed logged entries the backend had not committed"
-            );
+    }
+
+    /// The exclusive turn (DDL): no commit is in flight, and the backend holds every logged
+    /// entry (recovered first if it may not).
+    pub async fn exclusive_turn(
+        &self,
+        backend: &crate::backend::pool::Backend,
+    ) -> Result<CommitTurn<'_>, String> {
+        use std::sync::atomic::Ordering;
+        let exclusive = self.commit.write().await;
+        if !self.recovered.load(Ordering::Acquire) {
+            let mut conn = backend.acquire(false).await.map_err(|e| e.message)?;
+            let replayed = self.recover(&mut conn).await?;
+            if replayed > 0 {
+                info!(
+                    replayed,
+                    "replayed logged entries the backend had not committed"
+                );
+            }
+            self.recovered.store(true, Ordering::Release);
         }
-        self.recovered.store(true, Ordering::Release);
-        Ok(())
+        Ok(CommitTurn::Exclusive(exclusive))
     }
 
     /// Loadable UDFs and stored functions not declared DETERMINISTIC, as the backend lists
@@ -191,11 +266,12 @@ impl Master {
         }
     }
 
-    /// A logged change failed to commit: replay it now (exactly once, thanks to the applied
-    /// LSN that committed with it or not), or at the next commit if the backend is unreachable.
+    /// A logged change failed to commit: replay it now (exactly once, thanks to the commit row
+    /// that committed with it or not), or at the next commit if the backend is unreachable.
+    /// The caller must not hold a turn: replaying takes the exclusive one.
     pub async fn replay_now(&self, backend: &crate::backend::pool::Backend) {
         self.needs_recovery();
-        if let Err(e) = self.ensure_recovered(backend).await {
+        if let Err(e) = self.exclusive_turn(backend).await {
             warn!(error = %e, "replay failed; the next commit retries it");
         }
     }
@@ -206,13 +282,7 @@ impl Master {
             .store(false, std::sync::atomic::Ordering::Release);
     }
 
-    /// Takes the commit turn: log order is commit order while it is held.
-    pub async fn turn(&self) -> CommitTurn<'_> {
-        CommitTurn(self.commit.lock().await)
-    }
-
-    /// Logs `change` durably, records its LSN in the open transaction on `conn` and commits it
-    /// with `commit_sql` (the client's own COMMIT, or ours). Must run inside `turn`.
+    /// Logs `change` durably and returns its LSN. Must run inside a turn.
     pub async fn log(&self, _turn: &CommitTurn<'_>, change: &Change) -> Result<u64, CommitError> {
         let lsn = self
             .log
@@ -228,24 +298,49 @@ impl Master {
         Ok(lsn)
     }
 
-    /// Records `lsn` as applied in the transaction open on `conn`.
-    pub async fn record(&self, conn: &mut Conn, lsn: u64) -> Result<(), CommitError> {
-        conn.query_drop(apply::record_lsn(lsn))
-            .await
-            .map_err(|source| {
-                self.needs_recovery();
-                CommitError::Backend { lsn, source }
-            })
+    /// Records `lsn` as committed in the transaction open on `conn`: its own row under a shared
+    /// turn; under the exclusive turn (DDL, which commits implicitly) the low-water mark itself.
+    pub async fn record(
+        &self,
+        turn: &CommitTurn<'_>,
+        conn: &mut Conn,
+        lsn: u64,
+    ) -> Result<(), CommitError> {
+        self.run_record(conn, lsn, self.record_sql(turn, lsn)).await
     }
 
     /// Records `lsn` in the transaction open on `conn` and commits it, in one round trip.
-    pub async fn record_and_commit(&self, conn: &mut Conn, lsn: u64) -> Result<(), CommitError> {
-        conn.query_drop(format!("{}; COMMIT", apply::record_lsn(lsn)))
-            .await
-            .map_err(|source| {
-                self.needs_recovery();
-                CommitError::Backend { lsn, source }
-            })
+    pub async fn record_and_commit(
+        &self,
+        turn: &CommitTurn<'_>,
+        conn: &mut Conn,
+        lsn: u64,
+    ) -> Result<(), CommitError> {
+        let sql = format!("{}; COMMIT", self.record_sql(turn, lsn));
+        self.run_record(conn, lsn, sql).await
+    }
+
+    fn record_sql(&self, turn: &CommitTurn<'_>, lsn: u64) -> String {
+        match turn {
+            CommitTurn::Shared(_) => {
+                self.uncompacted
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                format!("INSERT INTO myrelay.committed (lsn) VALUES ({lsn})")
+            }
+            // DDL committed implicitly: this is a transaction of its own, even under
+            // autocommit off, so that it holds no lock on the bookkeeping past this call.
+            CommitTurn::Exclusive(_) => format!(
+                "BEGIN; {}; DELETE FROM myrelay.committed WHERE lsn <= {lsn}; COMMIT",
+                apply::record_lsn(lsn)
+            ),
+        }
+    }
+
+    async fn run_record(&self, conn: &mut Conn, lsn: u64, sql: String) -> Result<(), CommitError> {
+        conn.query_drop(sql).await.map_err(|source| {
+            self.needs_recovery();
+            CommitError::Backend { lsn, source }
+        })
     }
 
     /// For a clean shutdown: makes the log durable, then waits (up to `within`) until every

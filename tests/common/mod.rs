@@ -337,7 +337,7 @@ impl Cluster {
 /// The LSN a node's backend has applied (from its own bookkeeping table).
 pub async fn applied_lsn(node: &TestNode) -> u64 {
     let mut conn = node.direct().await;
-    conn.query_first::<u64, _>("SELECT lsn FROM myrelay.applied WHERE id = 1")
+    conn.query_first::<u64, _>(myrelay::replication::apply::HIGHEST_APPLIED_SQL)
         .await
         .ok()
         .flatten()

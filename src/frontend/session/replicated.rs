@@ -258,11 +258,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Ok(());
         }
         let context = self.session_context().await;
-        let turn = master.turn().await;
-        if let Err(e) = master.ensure_recovered(&self.node.backend).await {
-            self.replies.error(&ErrorReply::new(1180, "HY000", e));
-            return Ok(());
-        }
+        let turn = match master.exclusive_turn(&self.node.backend).await {
+            Ok(turn) => turn,
+            Err(e) => {
+                self.replies.error(&ErrorReply::new(1180, "HY000", e));
+                return Ok(());
+            }
+        };
         if !self.execute(sql).await? {
             return Ok(());
         }
@@ -285,7 +287,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         match master.log(&turn, &change).await {
             Ok(lsn) => {
                 if let Some(conn) = self.conn.as_mut()
-                    && let Err(e) = master.record(conn, lsn).await
+                    && let Err(e) = master.record(&turn, conn, lsn).await
                 {
                     warn!(error = %e, "could not record the DDL's LSN on the master's backend");
                 }
@@ -361,12 +363,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Ok(());
         }
         let change = self.take_pending().await;
-        let turn = master.turn().await;
-        if let Err(e) = master.ensure_recovered(&self.node.backend).await {
-            self.rollback_withdrawn(ErrorReply::new(1180, "HY000", e))
-                .await;
-            return Ok(());
-        }
+        let turn = match master.commit_turn(&self.node.backend).await {
+            Ok(turn) => turn,
+            Err(e) => {
+                self.rollback_withdrawn(ErrorReply::new(1180, "HY000", e))
+                    .await;
+                return Ok(());
+            }
+        };
         let lsn = match master.log(&turn, &change).await {
             Ok(lsn) => lsn,
             Err(e) => {
@@ -377,6 +381,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
         };
         let Some(conn) = self.conn.as_mut() else {
+            drop(turn);
             master.replay_now(&self.node.backend).await;
             return Ok(());
         };
@@ -384,42 +389,58 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         // round trip; a COMMIT AND CHAIN / RELEASE is relayed after the record.
         let plain = client_commit.is_none_or(is_plain_commit);
         let recorded = if plain {
-            master.record_and_commit(conn, lsn).await
+            master.record_and_commit(&turn, conn, lsn).await
         } else {
-            master.record(conn, lsn).await
+            master.record(&turn, conn, lsn).await
         };
         if let Err(e) = &recorded {
             // Committing without the LSN would apply the change twice once it is replayed:
             // drop this transaction and let the replay apply it, exactly once.
             error!(error = %e, lsn, "logged change not committed here; replaying it");
             let _ = conn.query_drop("ROLLBACK").await;
+            drop(turn);
             master.replay_now(&self.node.backend).await;
-        }
-        let Some(sql) = client_commit.filter(|_| !plain && recorded.is_ok()) else {
-            // The change is in the log, so the client's COMMIT is answered either way.
-            self.status &= !IN_TRANS;
-            if client_commit.is_some() {
-                self.replies.ok(&OkInfo::status(self.status));
+        } else if let Some(sql) = client_commit.filter(|_| !plain) {
+            // A client that vanished here still gets its logged change: it is replayed.
+            let committed = self.execute(sql).await;
+            drop(turn);
+            if !matches!(committed, Ok(true)) {
+                error!(lsn, "logged change not committed; replaying it");
+                master.replay_now(&self.node.backend).await;
             }
+            committed?;
             return Ok(());
-        };
-        // A client that vanished here still gets its logged change: it is replayed.
-        let committed = self.execute(sql).await;
-        if !matches!(committed, Ok(true)) {
-            error!(lsn, "logged change not committed; replaying it");
-            master.replay_now(&self.node.backend).await;
         }
-        committed?;
-        drop(turn);
+        // The change is in the log, so the client's COMMIT is answered either way.
+        self.status &= !IN_TRANS;
+        if client_commit.is_some() {
+            self.replies.ok(&OkInfo::status(self.status));
+        }
         Ok(())
     }
 
     /// The backend committed pending writes on its own (an implicit commit we did not foresee).
     async fn log_committed(&mut self, master: &Arc<Master>) {
         let change = self.take_pending().await;
-        let turn = master.turn().await;
-        if let Err(e) = master.log(&turn, &change).await {
-            error!(error = %e, "committed change could not be logged: slaves will miss it");
+        let turn = match master.commit_turn(&self.node.backend).await {
+            Ok(turn) => turn,
+            Err(e) => {
+                error!(error = %e, "committed change could not be logged: slaves will miss it");
+                return;
+            }
+        };
+        match master.log(&turn, &change).await {
+            // Already committed on the backend: its commit row goes in on its own.
+            Ok(lsn) => {
+                if let Some(conn) = self.conn.as_mut()
+                    && let Err(e) = master.record(&turn, conn, lsn).await
+                {
+                    warn!(error = %e, lsn, "could not record a late-logged change");
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "committed change could not be logged: slaves will miss it")
+            }
         }
     }
 

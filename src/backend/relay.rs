@@ -72,11 +72,14 @@ pub fn supply_infile(conn: &mut Conn, data: bytes::Bytes) {
 }
 
 /// Runs `sql` on `conn` (a connection to `server`) and writes the complete reply to the client
-/// (not flushed). Returns the session status bits of the last packet relayed.
+/// (not flushed). The first `hidden` results answer statements of the node's own that lead the
+/// packet (saving their round trips) and must be OK packets; they are not relayed. Returns the
+/// session status bits of the last packet relayed.
 pub async fn relay_query<W: AsyncWrite + Unpin>(
     server: SocketAddr,
     conn: &mut Conn,
     sql: &[u8],
+    hidden: usize,
     replies: &mut Replies<W>,
     status: u16,
 ) -> Result<u16, RelayError> {
@@ -84,7 +87,7 @@ pub async fn relay_query<W: AsyncWrite + Unpin>(
         Ok(result) => drop(result),
         Err(e) => return Err(fail(server, replies, e)),
     }
-    relay_sets::<TextProtocol, W>(server, conn, replies, status, false).await
+    relay_sets::<TextProtocol, W>(server, conn, replies, status, hidden, false).await
 }
 
 /// Executes prepared `stmt` with `params` and writes the reply in the binary protocol.
@@ -100,7 +103,7 @@ pub async fn relay_execute<W: AsyncWrite + Unpin>(
         Ok(result) => drop(result),
         Err(e) => return Err(fail(server, replies, e)),
     }
-    relay_sets::<BinaryProtocol, W>(server, conn, replies, status, true).await
+    relay_sets::<BinaryProtocol, W>(server, conn, replies, status, 0, true).await
 }
 
 fn fail<W: AsyncWrite + Unpin>(
@@ -113,13 +116,15 @@ fn fail<W: AsyncWrite + Unpin>(
     RelayError::Backend(failure)
 }
 
-/// Writes every result set the connection has pending, read as protocol `P`; rows go to the
-/// client in the binary encoding when `binary` (prepared statements), else as text.
+/// Writes every result set the connection has pending, read as protocol `P`, but for the first
+/// `hidden` (OK packets of the node's own statements); rows go to the client in the binary
+/// encoding when `binary` (prepared statements), else as text.
 async fn relay_sets<P: Protocol, W: AsyncWrite + Unpin>(
     server: SocketAddr,
     conn: &mut Conn,
     replies: &mut Replies<W>,
     mut status: u16,
+    mut hidden: usize,
     binary: bool,
 ) -> Result<u16, RelayError> {
     let fail = |replies: &mut Replies<W>, err: mysql_async::Error| fail(server, replies, err);
@@ -132,8 +137,12 @@ async fn relay_sets<P: Protocol, W: AsyncWrite + Unpin>(
         };
         if columns.is_empty() {
             let ok = ok_info(conn.last_ok_packet());
-            status = ok.status;
-            replies.ok(&ok);
+            if hidden > 0 {
+                hidden -= 1;
+            } else {
+                status = ok.status;
+                replies.ok(&ok);
+            }
             // Consumes this OK so the connection moves on to the next set, if any.
             if let Err(e) = QueryResult::<P>::new(&mut *conn).next().await {
                 return Err(fail(replies, e));

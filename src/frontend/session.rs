@@ -21,6 +21,7 @@ use super::reply::{ErrorReply, OkInfo, Replies};
 use crate::backend::relay::{RelayError, relay_query, supply_infile, use_database};
 use crate::node::NodeShared;
 use crate::sql::classify::{Classified, classify};
+use crate::sql::fast_read::plain_select;
 use crate::sql::local_infile::is_local_infile;
 use crate::sql::policy::{Context, Decision, decide};
 use crate::sql::prepare;
@@ -411,7 +412,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// Classifies, decides and relays one packet of SQL.
     async fn run_query(&mut self, sql: &[u8]) -> Result<(), End> {
         let text = String::from_utf8_lossy(sql);
-        let classified = classify(&text);
+        let classified = plain_select(&text).unwrap_or_else(|| classify(&text));
         if let Some(refusal) = self.refusal(&text, &classified) {
             info!(
                 user = %self.login.user,
@@ -510,6 +511,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if let Some(tracked) = self.tracked.take() {
             return self.execute_tracked(sql, tracked).await;
         }
+        self.execute_after(&[], sql).await
+    }
+
+    /// [`execute`](Self::execute) with statements of the node's own (each answered by an OK
+    /// packet, which the client does not see) sent ahead of `sql` in the same packet.
+    async fn execute_after(&mut self, own: &[&str], sql: &[u8]) -> Result<bool, End> {
         if !self.conn_or_reply().await {
             return Ok(false);
         }
@@ -521,8 +528,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         let connection_id = conn.id();
         let server = self.node.backend.addr();
+        let packet = match own {
+            [] => std::borrow::Cow::Borrowed(sql),
+            own => {
+                let mut packet = own.join(";\n").into_bytes();
+                packet.extend_from_slice(b";\n");
+                packet.extend_from_slice(sql);
+                std::borrow::Cow::Owned(packet)
+            }
+        };
         let outcome = tokio::select! {
-            r = relay_query(server, conn, sql, &mut self.replies, self.status) => Some(r),
+            r = relay_query(server, conn, &packet, own.len(), &mut self.replies, self.status) => Some(r),
             () = self.reader.closed() => None,
         };
         self.finish(outcome, connection_id).await

@@ -426,4 +426,4 @@ fn collect_tables(stmt: &ast::Statement, tables: &mut Vec<String>) {
 
 #[cfg(test)]
 #[path = "classify_tests.rs"]
-mod tests;
+pub(crate) mod tests;

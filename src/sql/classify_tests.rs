@@ -2,7 +2,7 @@ use super::StatementClass::{Admin, Ddl, Read, Session, Transaction, Write};
 use super::*;
 
 /// (sql, expected class of the whole packet)
-const CASES: &[(&str, StatementClass)] = &[
+pub(crate) const CASES: &[(&str, StatementClass)] = &[
     // --- Read
     ("SELECT 1", Read),
     ("select * from t where a = 1", Read),

@@ -2,6 +2,7 @@
 
 pub mod classify;
 pub mod determinism;
+pub mod fast_read;
 pub mod keywords;
 pub mod lexer;
 pub mod local_infile;

@@ -140,7 +140,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         self.forwarded = true;
         self.tracked = None;
         let outcome = tokio::select! {
-            r = relay_query(fwd.addr, &mut fwd.conn, sql, &mut self.replies, fwd.status) => Some(r),
+            r = relay_query(fwd.addr, &mut fwd.conn, sql, 0, &mut self.replies, fwd.status) => Some(r),
             () = self.reader.closed() => None,
         };
         match outcome {

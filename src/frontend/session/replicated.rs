@@ -162,22 +162,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             .trim_start()
             .get(..13)
             .is_some_and(|head| head.eq_ignore_ascii_case("SET STATEMENT"));
-        let prepare = match (wrap, per_statement) {
-            (true, true) => "BEGIN".to_string(),
-            (true, false) => format!("BEGIN; SET TIMESTAMP = {timestamp}"),
-            (false, true) => String::new(),
-            (false, false) => format!("SET TIMESTAMP = {timestamp}"),
-        };
-        if !prepare.is_empty()
-            && let Some(conn) = self.conn.as_mut()
-            && let Err(e) = conn.query_drop(prepare).await
-        {
-            let failure = self.node.backend.failure(e);
-            if failure.broken {
-                self.conn = None;
-            }
-            self.replies.error(&failure.reply);
-            return Ok(());
+        // The node's own BEGIN / SET TIMESTAMP lead the statement in one packet.
+        let set_timestamp = format!("SET TIMESTAMP = {timestamp}");
+        let mut own = Vec::new();
+        if wrap {
+            own.push("BEGIN");
+        }
+        if !per_statement {
+            own.push(set_timestamp.as_str());
         }
         if wrap {
             self.replies.hide_status(IN_TRANS);
@@ -186,9 +178,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let ran = if per_statement {
             let mut pinned = format!("SET STATEMENT timestamp = {timestamp} FOR ").into_bytes();
             pinned.extend_from_slice(sql);
-            self.execute(&pinned).await
+            self.execute_after(&own, &pinned).await
         } else {
-            self.execute(sql).await
+            self.execute_after(&own, sql).await
         };
         self.replies.hide_status(0);
         let ran = ran?;

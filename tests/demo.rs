@@ -1,5 +1,6 @@
 //! `myrelay demo` honours its contract: one line per node, then `ready`; the school schema is
-//! reachable through the master; SIGTERM stops everything and removes temporary data.
+//! reachable through the master; each node's console answers; SIGTERM stops everything and
+//! removes temporary data.
 
 mod common;
 
@@ -31,6 +32,7 @@ async fn demo_prints_its_contract_serves_school_and_cleans_up() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_myrelay"))
         .args(["demo", "--slaves", "2", "--port", &port.to_string()])
+        .args(["--console-port", "0"])
         .current_dir(tmp.path())
         .env("DB_USER", common::DB_USER)
         .env("DB_PASS", common::DB_PASS)
@@ -69,8 +71,20 @@ async fn demo_prints_its_contract_serves_school_and_cleans_up() {
             line.starts_with(&prefix),
             "{line:?} should start with {prefix:?}"
         );
-        let backend: u16 = line[prefix.len()..].parse().expect("backend port");
+        // New fields only ever come after the old ones.
+        let (backend, rest) = line[prefix.len()..]
+            .split_once(' ')
+            .expect("fields after backend=");
+        let backend: u16 = backend.parse().expect("backend port");
         backends.push(backend);
+        let console = rest
+            .strip_prefix("console=http://")
+            .expect("console= after backend=");
+        let health = reqwest::get(format!("http://{console}/health"))
+            .await
+            .expect("console answers");
+        assert_eq!(health.status(), 200, "{line}");
+        assert_eq!(health.text().await.expect("body").trim(), role);
     }
     let master: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let mut conn = common::connect(master, common::DB_USER, common::DB_PASS).await;

@@ -85,6 +85,7 @@ pub fn node_config(name: &str, role: NodeRole, backend: SocketAddr) -> NodeConfi
         },
         replication: None,
         tls: None,
+        admin: None,
     }
 }
 

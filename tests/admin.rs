@@ -43,7 +43,10 @@ async fn scrape(addr: SocketAddr) -> Scrape {
         .to_str()
         .expect("ascii")
         .to_string();
-    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
     let body = response.text().await.expect("body");
     let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("parses");
     let declared: Vec<&str> = body
@@ -167,7 +170,11 @@ async fn metrics_parse_as_prometheus_text_and_move_when_statements_run() {
         ("myrelay_client_bytes_sent_total", &before, &after),
         ("myrelay_client_connections_total", &before, &after),
         ("myrelay_replication_lsn", &before, &after),
-        ("myrelay_replication_applied_lsn", &slave_before, &slave_after),
+        (
+            "myrelay_replication_applied_lsn",
+            &slave_before,
+            &slave_after,
+        ),
     ] {
         assert!(
             value(node_after, metric, &[]) > value(node_before, metric, &[]),
@@ -192,8 +199,17 @@ async fn metrics_parse_as_prometheus_text_and_move_when_statements_run() {
         value(&slave_after, "myrelay_replication_applied_lsn", &[]),
         lsn
     );
-    assert_eq!(value(&slave_after, "myrelay_replication_connected", &[]), 1.0);
-    assert!(value(&after, "myrelay_backend_connections", &[("state", "in_use")]) >= 2.0);
+    assert_eq!(
+        value(&slave_after, "myrelay_replication_connected", &[]),
+        1.0
+    );
+    assert!(
+        value(
+            &after,
+            "myrelay_backend_connections",
+            &[("state", "in_use")]
+        ) >= 2.0
+    );
     assert_eq!(
         value(
             &after,
@@ -267,15 +283,36 @@ async fn console_needs_a_login_and_runs_sql_under_the_wire_policy() {
     cluster.converge(Duration::from_secs(10)).await;
 
     // Without a login: only /health and /metrics answer.
-    assert_eq!(get(&client, format!("http://{m}/health"), None).await, (200, "master\n".into()));
-    assert_eq!(get(&client, format!("http://{m}/metrics"), None).await.0, 200);
-    assert_eq!(get(&client, format!("http://{m}/api/status"), None).await.0, 401);
-    let index = client.get(format!("http://{m}/")).send().await.expect("GET /");
+    assert_eq!(
+        get(&client, format!("http://{m}/health"), None).await,
+        (200, "master\n".into())
+    );
+    assert_eq!(
+        get(&client, format!("http://{m}/metrics"), None).await.0,
+        200
+    );
+    assert_eq!(
+        get(&client, format!("http://{m}/api/status"), None).await.0,
+        401
+    );
+    let index = client
+        .get(format!("http://{m}/"))
+        .send()
+        .await
+        .expect("GET /");
     assert_eq!(index.status(), 303);
     assert_eq!(index.headers()["location"], "/login");
-    let (status, headers, _) =
-        post(&client, format!("http://{m}/query"), None, &[("sql", "SELECT 1")]).await;
-    assert_eq!((status, &headers["location"]), (303, &"/login".parse().expect("hv")));
+    let (status, headers, _) = post(
+        &client,
+        format!("http://{m}/query"),
+        None,
+        &[("sql", "SELECT 1")],
+    )
+    .await;
+    assert_eq!(
+        (status, &headers["location"]),
+        (303, &"/login".parse().expect("hv"))
+    );
     let (status, _, page) = post(
         &client,
         format!("http://{m}/login"),
@@ -286,7 +323,12 @@ async fn console_needs_a_login_and_runs_sql_under_the_wire_policy() {
     assert_eq!(status, 401);
     assert!(page.contains("ERROR 1045"), "{page}");
     let bogus = "myrelay_console_0=0000";
-    assert_eq!(get(&client, format!("http://{m}/api/status"), Some(bogus)).await.0, 401);
+    assert_eq!(
+        get(&client, format!("http://{m}/api/status"), Some(bogus))
+            .await
+            .0,
+        401
+    );
 
     // Logged in: the status names the cluster.
     let cookie = login(&client, m, APP).await;
@@ -328,7 +370,11 @@ async fn console_needs_a_login_and_runs_sql_under_the_wire_policy() {
 
     // A slave's console refuses DDL with 1290, even for an admin, and lists the refusal.
     let slave_cookie = login(&client, s, ADMIN).await;
-    assert_ne!(slave_cookie.split('=').next(), cookie.split('=').next(), "cookie per node");
+    assert_ne!(
+        slave_cookie.split('=').next(),
+        cookie.split('=').next(),
+        "cookie per node"
+    );
     let (_, _, page) = post(
         &client,
         format!("http://{s}/query"),
@@ -338,7 +384,12 @@ async fn console_needs_a_login_and_runs_sql_under_the_wire_policy() {
     .await;
     assert!(page.contains("data-code=\"1290\""), "{page}");
     assert!(page.contains("ERROR 1290 (HY000)"), "{page}");
-    let (_, json) = get(&client, format!("http://{s}/api/status"), Some(&slave_cookie)).await;
+    let (_, json) = get(
+        &client,
+        format!("http://{s}/api/status"),
+        Some(&slave_cookie),
+    )
+    .await;
     let status: serde_json::Value = serde_json::from_str(&json).expect("json");
     let refusal = &status["refusals"][0];
     assert_eq!(refusal["code"], 1290);
@@ -362,14 +413,25 @@ async fn console_needs_a_login_and_runs_sql_under_the_wire_policy() {
     assert_eq!(status, 403);
     let (status, _, _) = post(&client, format!("http://{m}/logout"), Some(&cookie), &[]).await;
     assert_eq!(status, 303);
-    assert_eq!(get(&client, format!("http://{m}/api/status"), Some(&cookie)).await.0, 401);
+    assert_eq!(
+        get(&client, format!("http://{m}/api/status"), Some(&cookie))
+            .await
+            .0,
+        401
+    );
 
     // Health: 200 with the role; 503 with the reason once the slave's backend is gone.
-    assert_eq!(get(&client, format!("http://{s}/health"), None).await, (200, "slave\n".into()));
+    assert_eq!(
+        get(&client, format!("http://{s}/health"), None).await,
+        (200, "slave\n".into())
+    );
     cluster.slaves[0].server.stop().await;
     let (status, body) = get(&client, format!("http://{s}/health"), None).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("backend") && body.contains("unreachable"), "{body}");
+    assert!(
+        body.contains("backend") && body.contains("unreachable"),
+        "{body}"
+    );
 }
 
 /// A slave whose master cannot be reached is not healthy, and says why.

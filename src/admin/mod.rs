@@ -85,6 +85,8 @@ fn router(state: Admin) -> Router {
         .route("/query", post(query))
         .route("/console.js", get(script))
         .route("/console.css", get(style))
+        // Browsers ask for it on every page; an empty answer keeps their consoles clean.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .with_state(state)
 }
 

@@ -255,6 +255,19 @@ async fn login(client: &reqwest::Client, addr: SocketAddr, (user, pass): (&str, 
     attributes[0].to_string()
 }
 
+/// Runs `sql` from the console at `addr`; returns the page (which must be a 200).
+async fn run_sql(client: &reqwest::Client, addr: SocketAddr, cookie: &str, sql: &str) -> String {
+    let (status, _, page) = post(
+        client,
+        format!("http://{addr}/query"),
+        Some(cookie),
+        &[("sql", sql)],
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    page
+}
+
 async fn get(client: &reqwest::Client, url: String, cookie: Option<&str>) -> (u16, String) {
     let mut request = client.get(url);
     if let Some(cookie) = cookie {
@@ -347,25 +360,12 @@ async fn console_needs_a_login_and_runs_sql_under_the_wire_policy() {
     assert!(page.contains("data-node=\"slave1\""), "{page}");
 
     // SELECT from the master's console: rows, escaped.
-    let (status, _, page) = post(
-        &client,
-        format!("http://{m}/query"),
-        Some(&cookie),
-        &[("sql", "SELECT id, name FROM c.t ORDER BY id")],
-    )
-    .await;
-    assert_eq!(status, 200);
+    let page = run_sql(&client, m, &cookie, "SELECT id, name FROM c.t ORDER BY id").await;
     assert!(page.contains("<td>Ada</td>"), "{page}");
     assert!(page.contains("<td>&lt;b&gt;Bob&lt;/b&gt;</td>"), "{page}");
     assert!(!page.contains("<b>Bob"), "statement output is escaped");
     // The app user may not run DDL on the master, exactly as over the wire.
-    let (_, _, page) = post(
-        &client,
-        format!("http://{m}/query"),
-        Some(&cookie),
-        &[("sql", "DROP TABLE c.t")],
-    )
-    .await;
+    let page = run_sql(&client, m, &cookie, "DROP TABLE c.t").await;
     assert!(page.contains("data-code=\"1227\""), "{page}");
 
     // A slave's console refuses DDL with 1290, even for an admin, and lists the refusal.
@@ -375,13 +375,7 @@ async fn console_needs_a_login_and_runs_sql_under_the_wire_policy() {
         cookie.split('=').next(),
         "cookie per node"
     );
-    let (_, _, page) = post(
-        &client,
-        format!("http://{s}/query"),
-        Some(&slave_cookie),
-        &[("sql", "CREATE TABLE c.u (id INT)")],
-    )
-    .await;
+    let page = run_sql(&client, s, &slave_cookie, "CREATE TABLE c.u (id INT)").await;
     assert!(page.contains("data-code=\"1290\""), "{page}");
     assert!(page.contains("ERROR 1290 (HY000)"), "{page}");
     let (_, json) = get(

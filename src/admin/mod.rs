@@ -229,11 +229,7 @@ async fn login(
                 admin.consoles.cookie,
                 console::MAX_AGE.as_secs()
             );
-            let mut response = Redirect::to("/").into_response();
-            if let Ok(value) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().insert(header::SET_COOKIE, value);
-            }
-            response
+            redirect_setting(&cookie, "/")
         }
         Err(e) => {
             info!(user = %form.user, %browser, error = %e.message, "console login refused");
@@ -245,6 +241,15 @@ async fn login(
     }
 }
 
+/// A redirect to `to` that sets `cookie`.
+fn redirect_setting(cookie: &str, to: &str) -> Response {
+    let mut response = Redirect::to(to).into_response();
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
 async fn logout(State(admin): State<Admin>, headers: HeaderMap) -> Response {
     if cross_site(&headers) {
         return StatusCode::FORBIDDEN.into_response();
@@ -252,15 +257,11 @@ async fn logout(State(admin): State<Admin>, headers: HeaderMap) -> Response {
     if let Some((token, _)) = logged_in(&admin, &headers) {
         admin.consoles.logout(&token);
     }
-    let mut response = Redirect::to("/login").into_response();
     let expired = format!(
         "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
         admin.consoles.cookie
     );
-    if let Ok(value) = HeaderValue::from_str(&expired) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
+    redirect_setting(&expired, "/login")
 }
 
 #[derive(Deserialize)]

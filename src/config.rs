@@ -90,7 +90,7 @@ impl UserRole {
 }
 
 /// A proxy user as the node uses it: name, role, password and where admin rights hold.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct User {
     /// Login name.
     pub name: String,
@@ -119,7 +119,7 @@ impl User {
 }
 
 /// Limits that protect a node from its clients.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Largest client packet accepted; larger ones get error 1153 and the connection closes.
     pub max_allowed_packet: usize,
@@ -162,10 +162,51 @@ pub struct NodeConfig {
     pub replication: Option<Replication>,
     /// TLS on the client port: certificate chain and private key (PEM files).
     pub tls: Option<TlsFiles>,
+    /// The admin HTTP listener (console, `/health`, `/metrics`); `None` runs none.
+    pub admin: Option<Admin>,
+}
+
+/// The admin HTTP listener of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    /// Where the console and the monitoring endpoints listen, `ip:port`.
+    pub listen: SocketAddr,
+}
+
+impl NodeConfig {
+    /// The keys that differ between `self` and `other` and that only a restart applies: everything
+    /// but the proxy users (which a reload swaps in place).
+    pub fn restart_keys(&self, other: &NodeConfig) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let mut differs = |key: &'static str, changed: bool| {
+            if changed {
+                keys.push(key);
+            }
+        };
+        differs("node.name", self.name != other.name);
+        differs("node.role", self.role != other.role);
+        differs("node.listen", self.listen != other.listen);
+        differs("node.backend", self.backend != other.backend);
+        differs(
+            "DB_USER/DB_PASS",
+            self.backend_user != other.backend_user
+                || self.backend_password != other.backend_password,
+        );
+        differs("node.master", self.master != other.master);
+        differs("limits", self.limits != other.limits);
+        differs("replication", self.replication != other.replication);
+        differs(
+            "CLUSTER_SECRET",
+            self.cluster_secret != other.cluster_secret,
+        );
+        differs("tls", self.tls != other.tls);
+        differs("admin", self.admin != other.admin);
+        keys
+    }
 }
 
 /// Where a node's TLS certificate chain and key are.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsFiles {
     /// PEM certificate chain, leaf first.
     pub cert: PathBuf,
@@ -174,7 +215,7 @@ pub struct TlsFiles {
 }
 
 /// How a node takes part in replication.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Replication {
     /// Master: where slaves connect. Slave: unused.
     pub listen: Option<SocketAddr>,
@@ -196,8 +237,15 @@ struct RawFile {
     limits: RawLimits,
     replication: Option<RawReplication>,
     tls: Option<RawTls>,
+    admin: Option<RawAdmin>,
     #[serde(default)]
     users: Vec<RawUser>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -447,6 +495,12 @@ impl NodeConfig {
                 })
             }
         };
+        let admin = match &raw.admin {
+            Some(a) => Some(Admin {
+                listen: addr("admin.listen", &a.listen)?,
+            }),
+            None => None,
+        };
         Ok(NodeConfig {
             name: raw.node.name,
             role: raw.node.role,
@@ -463,6 +517,7 @@ impl NodeConfig {
                 cert: t.cert,
                 key: t.key,
             }),
+            admin,
         })
     }
 }
@@ -535,6 +590,27 @@ mod tests {
         ] {
             NodeConfig::parse(file, text, &env).unwrap_or_else(|e| panic!("{e}"));
         }
+    }
+
+    #[test]
+    fn admin_listener_and_what_needs_a_restart() {
+        let c = NodeConfig::parse("s.toml", GOOD, &secrets()).expect("valid config");
+        assert_eq!(c.admin, None);
+        let with_admin = format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:8407\"\n");
+        let a = NodeConfig::parse("s.toml", &with_admin, &secrets()).expect("valid config");
+        assert_eq!(
+            a.admin.as_ref().map(|a| a.listen.to_string()),
+            Some("127.0.0.1:8407".to_string())
+        );
+        assert_eq!(c.restart_keys(&a), ["admin"]);
+        // Users alone are reloadable.
+        let promoted = GOOD.replace("role = \"app\"", "role = \"readonly\"");
+        let p = NodeConfig::parse("s.toml", &promoted, &secrets()).expect("valid config");
+        assert!(c.restart_keys(&p).is_empty());
+        assert_ne!(c.users, p.users);
+        let bad = format!("{GOOD}\n[admin]\nlisten = \"nowhere\"\n");
+        let err = NodeConfig::parse("s.toml", &bad, &secrets()).expect_err("bad address");
+        assert!(err.to_string().contains("admin.listen"), "{err}");
     }
 
     #[test]

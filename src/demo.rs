@@ -3,7 +3,8 @@
 //! replication carries it to the slaves.
 //!
 //! The lines it prints are a contract other tools read:
-//! `node <name> role=<master|slave> listen=127.0.0.1:<port> backend=127.0.0.1:<port>`, then `ready`.
+//! `node <name> role=<master|slave> listen=127.0.0.1:<port> backend=127.0.0.1:<port>
+//! console=http://127.0.0.1:<port>`, then `ready`. Fields are only ever added at the end.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -14,7 +15,7 @@ use mysql_async::prelude::Queryable;
 
 use crate::backend::launcher::{BackendSpec, LaunchError, ThrowawayServer};
 use crate::config::{
-    DEFAULT_MAX_ALLOWED_PACKET, Limits, NodeConfig, NodeRole, Replication, User, UserRole,
+    Admin, DEFAULT_MAX_ALLOWED_PACKET, Limits, NodeConfig, NodeRole, Replication, User, UserRole,
 };
 use crate::node::{self, NodeHandle};
 
@@ -32,6 +33,8 @@ pub struct DemoOptions {
     pub data_dir: Option<PathBuf>,
     /// Clients each node serves at once (`limits.max_connections`).
     pub max_connections: usize,
+    /// Console port of the master; slaves take the following ports; 0 lets the system pick.
+    pub console_port: u16,
 }
 
 /// Why the demo could not run.
@@ -157,6 +160,10 @@ impl Demo {
         let mut nodes = Vec::new();
         for (i, (name, server)) in names.iter().zip(&servers).enumerate() {
             let listen = SocketAddr::from(([127, 0, 0, 1], opts.port.saturating_add(i as u16)));
+            let console = match opts.console_port {
+                0 => 0,
+                port => port.saturating_add(i as u16),
+            };
             let config = NodeConfig {
                 name: name.clone(),
                 role: if i == 0 {
@@ -186,6 +193,9 @@ impl Demo {
                     secret: secret.clone(),
                 }),
                 tls: None,
+                admin: Some(Admin {
+                    listen: SocketAddr::from(([127, 0, 0, 1], console)),
+                }),
             };
             let handle = node::start(config)
                 .await
@@ -236,12 +246,16 @@ impl Demo {
         for (node, server) in self.nodes.iter().zip(&self.servers) {
             let config = &node.shared.config;
             out.push_str(&format!(
-                "node {} role={} listen={} backend={}\n",
+                "node {} role={} listen={} backend={}",
                 config.name,
                 config.role.as_str(),
                 node.addr,
                 server.addr()
             ));
+            if let Some(console) = node.admin_addr {
+                out.push_str(&format!(" console=http://{console}"));
+            }
+            out.push('\n');
         }
         out.push_str("ready\n");
         out

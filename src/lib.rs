@@ -4,10 +4,12 @@
 //! statement and checks it against the node's role and the client's user ([`sql`]), and relays
 //! what it allows to its own MySQL/MariaDB server ([`backend`]). [`config`] reads a node's TOML
 //! file and secrets, [`node`] runs the accept loop, [`replication`] keeps slaves in step with
-//! the master, [`checksum`] compares their data, [`demo`] brings up a local cluster.
+//! the master, [`checksum`] compares their data, [`demo`] brings up a local cluster, [`admin`]
+//! serves each node's web console, health and metrics.
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod backend;
 pub mod checksum;
 pub mod config;

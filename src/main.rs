@@ -58,6 +58,10 @@ enum Command {
         /// Clients each node serves at once.
         #[arg(long, default_value_t = 1000)]
         max_connections: usize,
+        /// Console (admin HTTP) port of the master; slave i uses PORT + i; 0 picks free ports.
+        /// Default: the client port + 1000.
+        #[arg(long)]
+        console_port: Option<u16>,
     },
 }
 
@@ -102,10 +106,7 @@ fn main() -> ExitCode {
                 let mut handle = node::start(config)
                     .await
                     .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-                tokio::select! {
-                    _ = handle.wait() => {}
-                    _ = demo::wait_for_signal() => {}
-                }
+                myrelay::admin::reload::until_stopped(&mut handle, &path).await;
                 handle.drain().await;
                 Ok(())
             }
@@ -126,11 +127,13 @@ fn main() -> ExitCode {
                 port,
                 data_dir,
                 max_connections,
+                console_port,
             } => demo::run(DemoOptions {
                 slaves,
                 port,
                 data_dir,
                 max_connections,
+                console_port: console_port.unwrap_or(port.saturating_add(1000)),
             })
             .await
             .map_err(|e| e.to_string()),

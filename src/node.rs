@@ -3,9 +3,10 @@
 //! Like mini-redis's server: a semaphore bounds concurrent clients, accept errors back off instead
 //! of spinning, and a watch channel tells the loop to stop.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -13,8 +14,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::admin::metrics::Metrics;
 use crate::backend::pool::Backend;
-use crate::config::{NodeConfig, NodeRole};
+use crate::config::{NodeConfig, NodeRole, User, UserRole};
 use crate::frontend::handshake::{HandshakeError, Offer, authenticate, is_ssl_request};
 use crate::frontend::packet::{PacketReader, PacketWriter};
 use crate::frontend::reply::{ErrorReply, Replies};
@@ -44,6 +46,19 @@ pub struct NodeShared {
     /// Set when the node shuts down cleanly: sessions end at their next idle moment.
     draining: watch::Sender<bool>,
     questions: std::sync::atomic::AtomicU64,
+    /// The proxy users in force: `config.users` at start, swapped whole by a reload (SIGHUP).
+    users: RwLock<Arc<BTreeMap<String, User>>>,
+    /// Counters for `/metrics`, `/api/status` and the console.
+    pub metrics: Metrics,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reloaded {
+    /// True when the user table differs from the one it replaced.
+    pub users_changed: bool,
+    /// Keys that changed but only apply after a restart (left as they were).
+    pub needs_restart: Vec<&'static str>,
 }
 
 impl NodeShared {
@@ -51,6 +66,54 @@ impl NodeShared {
     pub async fn drained(&self) {
         let mut draining = self.draining.subscribe();
         let _ = draining.wait_for(|d| *d).await;
+    }
+
+    /// The proxy users in force now.
+    pub fn users(&self) -> Arc<BTreeMap<String, User>> {
+        match self.users.read() {
+            Ok(users) => users.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The role `user` has now when connecting from `peer`; `None` once the user is gone.
+    pub fn user_role(&self, user: &str, peer: IpAddr) -> Option<UserRole> {
+        let users = match self.users.read() {
+            Ok(users) => users,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        users.get(user).map(|u| u.effective_role(peer))
+    }
+
+    /// Swaps in the users of `new` (a re-read config file); the other keys need a restart and
+    /// are only reported. Sessions see the new roles from their next statement on.
+    pub fn reload(&self, new: &NodeConfig) -> Reloaded {
+        let users = Arc::new(new.users.clone());
+        let mut current = match self.users.write() {
+            Ok(users) => users,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let users_changed = **current != *users;
+        *current = users;
+        Reloaded {
+            users_changed,
+            needs_restart: self.config.restart_keys(new),
+        }
+    }
+
+    /// Clients logged in now.
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::Relaxed)
+    }
+
+    /// How long the node has been running.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// True once a clean shutdown began.
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
     }
 
     /// Counts a client command (for COM_STATISTICS).
@@ -76,12 +139,16 @@ pub struct NodeHandle {
     pub addr: SocketAddr,
     /// Where slaves connect, on a replicating master.
     pub replication_addr: Option<SocketAddr>,
+    /// Where the admin HTTP listener (console, `/health`, `/metrics`) is, when configured.
+    pub admin_addr: Option<SocketAddr>,
     /// Shared state, e.g. to read the config.
     pub shared: Arc<NodeShared>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
     /// The replication task (streaming to slaves, or following the master), if any.
     replication: Option<JoinHandle<()>>,
+    /// The admin HTTP listener, if any.
+    admin: Option<JoinHandle<()>>,
 }
 
 impl NodeHandle {
@@ -92,6 +159,9 @@ impl NodeHandle {
         let _ = self.task.await;
         if let Some(replication) = self.replication {
             let _ = replication.await;
+        }
+        if let Some(admin) = self.admin {
+            let _ = admin.await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.shared.backend.shutdown()).await;
     }
@@ -122,6 +192,11 @@ impl NodeHandle {
         }
         info!("drained");
         self.stop().await;
+    }
+
+    /// Re-reads users from `new` (SIGHUP); see [`NodeShared::reload`].
+    pub fn reload(&self, new: &NodeConfig) -> Reloaded {
+        self.shared.reload(new)
     }
 
     /// Waits until the node's accept loop ends (it runs until stopped).
@@ -183,6 +258,7 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         Some(files) => Some(crate::frontend::tls::acceptor(files).map_err(std::io::Error::other)?),
         None => None,
     };
+    let users = RwLock::new(Arc::new(config.users.clone()));
     let shared = Arc::new(NodeShared {
         config,
         backend,
@@ -195,17 +271,30 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         clients: Default::default(),
         questions: Default::default(),
         draining: watch::channel(false).0,
+        users,
+        metrics: Metrics::default(),
     });
+    let (admin_addr, admin) = match shared.config.admin.clone() {
+        Some(admin) => {
+            let (addr, task) =
+                crate::admin::start(shared.clone(), admin.listen, addr, rx.clone(), span.clone())
+                    .await?;
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
     let draining = shared.draining.subscribe();
     let task = tokio::spawn(accept_loop(listener, shared.clone(), rx, draining).instrument(span));
     info!(%addr, node = %shared.config.name, "node listening");
     Ok(NodeHandle {
         addr,
         replication_addr,
+        admin_addr,
         shared,
         shutdown,
         task,
         replication,
+        admin,
     })
 }
 
@@ -295,8 +384,12 @@ async fn serve_client(mut socket: TcpStream, peer: SocketAddr, id: u32, shared: 
     if greeting.flush().await.is_err() {
         return;
     }
+    shared.metrics.sent(payload.len() + 4);
     let (first, seq) = match read_first_packet(&mut socket).await {
-        Ok(p) => p,
+        Ok(p) => {
+            shared.metrics.received(p.0.len() + 4);
+            p
+        }
         Err(e) => {
             info!(error = %e, "handshake failed");
             return;
@@ -305,6 +398,7 @@ async fn serve_client(mut socket: TcpStream, peer: SocketAddr, id: u32, shared: 
     let max = shared.config.limits.max_allowed_packet;
     if !is_ssl_request(&first) {
         let (read, write) = socket.into_split();
+        let (read, write) = (shared.metrics.counted(read), shared.metrics.counted(write));
         let reader = PacketReader::new(read, max);
         let replies = Replies::new(PacketWriter::new(write), Default::default());
         return login_and_serve(reader, replies, first, seq, offer, peer, shared).await;
@@ -313,7 +407,7 @@ async fn serve_client(mut socket: TcpStream, peer: SocketAddr, id: u32, shared: 
         info!("client asked for TLS, which this node does not offer");
         return;
     };
-    let stream = match acceptor.accept(socket).await {
+    let stream = match acceptor.accept(shared.metrics.counted(socket)).await {
         Ok(s) => s,
         Err(e) => {
             info!(error = %e, "TLS handshake failed");
@@ -354,7 +448,7 @@ async fn login_and_serve<R, W>(
         response,
         seq,
         &offer,
-        &shared.config.users,
+        &shared.users(),
         peer.ip(),
     )
     .await
@@ -371,6 +465,7 @@ async fn login_and_serve<R, W>(
     };
     info!(user = %login.user, role = login.role.as_str(), tls = offer.tls, "client connected");
     shared.clients.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.connection();
     let end = Session::new(shared.clone(), reader, replies, login)
         .run()
         .await;

@@ -1,61 +1,19 @@
 //! `myrelay demo` honours its contract: one line per node, then `ready`; the school schema is
-//! reachable through the master; SIGTERM stops everything and removes temporary data.
+//! reachable through the master; each node's console answers; SIGTERM stops everything and
+//! removes temporary data.
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 
-fn free_port_block(n: u16) -> u16 {
-    // Ask the OS for a port, then check the next n-1 are free too.
-    for _ in 0..50 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let base = l.local_addr().expect("addr").port();
-        drop(l);
-        if base > 60000 {
-            continue;
-        }
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free block of {n} ports");
-}
-
 #[tokio::test]
 async fn demo_prints_its_contract_serves_school_and_cleans_up() {
-    let port = free_port_block(3);
+    let port = common::free_port_block(3);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_myrelay"))
-        .args(["demo", "--slaves", "2", "--port", &port.to_string()])
-        .current_dir(tmp.path())
-        .env("DB_USER", common::DB_USER)
-        .env("DB_PASS", common::DB_PASS)
-        .env("TMPDIR", tmp.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start demo");
-    let stdout = child.stdout.take().expect("stdout");
-    let lines = tokio::task::spawn_blocking(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("line");
-            let done = line == "ready";
-            lines.push(line);
-            if done {
-                break;
-            }
-        }
-        lines
-    });
-    let lines = tokio::time::timeout(Duration::from_secs(60), lines)
-        .await
-        .expect("demo ready within 60 s")
-        .expect("reader");
+    let (mut child, lines) = common::start_demo(tmp.path(), port, 2).await;
     assert_eq!(lines.len(), 4, "{lines:?}");
     assert_eq!(lines[3], "ready");
     let mut backends = Vec::new();
@@ -69,8 +27,28 @@ async fn demo_prints_its_contract_serves_school_and_cleans_up() {
             line.starts_with(&prefix),
             "{line:?} should start with {prefix:?}"
         );
-        let backend: u16 = line[prefix.len()..].parse().expect("backend port");
+        // New fields only ever come after the old ones.
+        let (backend, rest) = line[prefix.len()..]
+            .split_once(' ')
+            .expect("fields after backend=");
+        let backend: u16 = backend.parse().expect("backend port");
         backends.push(backend);
+        let console = rest
+            .strip_prefix("console=http://")
+            .expect("console= after backend=");
+        // A slave is healthy once linked to the master, a moment after `ready` at most.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let health = loop {
+            let health = reqwest::get(format!("http://{console}/health"))
+                .await
+                .expect("console answers");
+            if health.status() == 200 || Instant::now() > deadline {
+                break health;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(health.status(), 200, "{line}");
+        assert_eq!(health.text().await.expect("body").trim(), role);
     }
     let master: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let mut conn = common::connect(master, common::DB_USER, common::DB_PASS).await;

@@ -1,6 +1,7 @@
 //! Faults with real processes: nodes run as the `myrelay` binary from TOML files and are killed
 //! with SIGKILL mid-load. Slaves resume without losing or repeating an entry; every write a
 //! client saw acknowledged by the master survives the master's death; a torn log tail is cut.
+//! SIGTERM drains a node; SIGHUP reloads its users without dropping a connection.
 
 mod common;
 
@@ -81,15 +82,21 @@ impl NodeProcess {
         }
     }
 
-    /// SIGTERM (a clean shutdown), then the exit status once the process ended.
-    async fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
+    /// Sends `signal` (e.g. `-HUP`) with the `kill` utility.
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("running");
         let pid = child.id().expect("pid").to_string();
         let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([signal, &pid])
             .status()
-            .expect("kill -TERM");
-        assert!(sent.success());
+            .expect("kill");
+        assert!(sent.success(), "kill {signal} {pid}");
+    }
+
+    /// SIGTERM (a clean shutdown), then the exit status once the process ended.
+    async fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let mut child = self.child.take().expect("running");
         tokio::time::timeout(within, child.wait())
             .await
             .expect("the node exits after SIGTERM")
@@ -436,4 +443,137 @@ async fn sigterm_lets_an_open_transaction_finish_and_replicate() {
         ["before sigterm", "after sigterm"],
         "replicated before the exit"
     );
+}
+
+/// Runs `sql` on `conn` until `done` accepts the outcome (the reload is asynchronous to the
+/// signal), for at most 10 s; returns that outcome.
+async fn until(
+    conn: &mut mysql_async::Conn,
+    sql: &str,
+    done: impl Fn(&mysql_async::Result<()>) -> bool,
+    what: &str,
+) -> mysql_async::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let outcome = conn.query_drop(sql).await;
+        if done(&outcome) {
+            return outcome;
+        }
+        assert!(Instant::now() < deadline, "{what}: still {outcome:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn code(outcome: &mysql_async::Result<()>) -> Option<u16> {
+    match outcome {
+        Err(mysql_async::Error::Server(e)) => Some(e.code),
+        _ => None,
+    }
+}
+
+/// SIGHUP swaps in the config file's users: a connected client keeps its connection (and its
+/// session) and is allowed or refused by its new role from its next statement; a user removed
+/// from the file is disconnected with 1045; a file that does not load changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_changes_a_users_role_without_disconnecting_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let server = backend().await;
+    let backend_addr = server.addr();
+    let toml = |app: &str, extra: &str| {
+        format!(
+            r#"
+[node]
+name = "solo"
+role = "master"
+listen = "127.0.0.1:{port}"
+backend = "{backend_addr}"
+{extra}
+[[users]]
+name = "root"
+role = "admin"
+password_env = "DB_PASS"
+{app}
+"#
+        )
+    };
+    let app_as = |role: &str| {
+        format!("[[users]]\nname = \"app\"\nrole = \"{role}\"\npassword_env = \"APP_PASS\"")
+    };
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let node = NodeProcess::start(dir.path(), "solo", toml(&app_as("app"), ""), server, addr).await;
+    let rewrite = |text: String| std::fs::write(&node.config, text).expect("rewrite config");
+    let mut root = common::connect(addr, DB_USER, DB_PASS).await;
+    root.query_drop("CREATE DATABASE r").await.expect("db");
+    root.query_drop("CREATE TABLE r.t (id INT)")
+        .await
+        .expect("table");
+    let mut app = common::connect(addr, common::APP.0, common::APP.1).await;
+    app.query_drop("SET @mark = 42")
+        .await
+        .expect("session variable");
+    app.query_drop("INSERT INTO r.t VALUES (1)")
+        .await
+        .expect("app writes");
+    assert_eq!(
+        code(&app.query_drop("CREATE TABLE r.u (id INT)").await),
+        Some(1227)
+    );
+
+    // Promoted to admin (and a key that needs a restart changed too: it is only logged).
+    rewrite(toml(&app_as("admin"), "[limits]\nmax_connections = 7"));
+    node.signal("-HUP");
+    until(
+        &mut app,
+        "CREATE TABLE r.u (id INT)",
+        |o| o.is_ok(),
+        "promoted to admin",
+    )
+    .await
+    .expect("DDL as admin");
+
+    // Demoted to readonly: its next write is refused, its reads go on.
+    rewrite(toml(&app_as("readonly"), ""));
+    node.signal("-HUP");
+    let refused = until(
+        &mut app,
+        "INSERT INTO r.t VALUES (2)",
+        |o| o.is_err(),
+        "demoted",
+    )
+    .await;
+    assert_eq!(code(&refused), Some(1142), "{refused:?}");
+    let mark: Option<i64> = app.query_first("SELECT @mark").await.expect("same session");
+    assert_eq!(
+        mark,
+        Some(42),
+        "the connection and its session survived both reloads"
+    );
+
+    // A file that does not load leaves the users as they are.
+    rewrite("[node\nbroken".to_string());
+    node.signal("-HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        code(&app.query_drop("INSERT INTO r.t VALUES (3)").await),
+        Some(1142)
+    );
+
+    // Removed: disconnected with 1045 at its next statement; others are untouched.
+    rewrite(toml("", ""));
+    node.signal("-HUP");
+    let gone = until(&mut app, "SELECT 1", |o| o.is_err(), "removed").await;
+    assert_eq!(code(&gone), Some(1045), "{gone:?}");
+    assert!(app.query_drop("SELECT 1").await.is_err(), "disconnected");
+    assert!(
+        mysql_async::Conn::new(common::opts(addr, common::APP.0, common::APP.1))
+            .await
+            .is_err(),
+        "no new logins"
+    );
+    let rows: Vec<i64> = root
+        .query("SELECT id FROM r.t")
+        .await
+        .expect("root goes on");
+    assert_eq!(rows, [1]);
 }

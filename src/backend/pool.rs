@@ -26,6 +26,17 @@ pub struct Backend {
     size: usize,
 }
 
+/// How many backend connections a node has.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct PoolUsage {
+    /// Owned by client sessions (or the node's own work) right now.
+    pub in_use: usize,
+    /// Open and idle in the pools.
+    pub idle: usize,
+    /// `limits.backend_pool_size`.
+    pub size: usize,
+}
+
 /// A backend failure, translated for the client.
 #[derive(Debug)]
 pub struct BackendFailure {
@@ -143,6 +154,30 @@ impl Backend {
             .await
             .ok()
             .flatten()
+    }
+
+    /// Backend connections now: in use by sessions, idle in the pools, and the configured size.
+    pub fn usage(&self) -> PoolUsage {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (plain, found_rows) = (self.plain.metrics(), self.found_rows.metrics());
+        PoolUsage {
+            in_use: plain.connections_in_use.load(Relaxed)
+                + found_rows.connections_in_use.load(Relaxed),
+            idle: plain.connections_in_pool.load(Relaxed)
+                + found_rows.connections_in_pool.load(Relaxed),
+            size: self.size,
+        }
+    }
+
+    /// Asks the backend for a connection and a ping within `timeout` (for `/health`).
+    pub async fn ping(&self, timeout: Duration) -> Result<(), String> {
+        let check = async {
+            let mut conn = self.plain.get_conn().await.map_err(|e| e.to_string())?;
+            conn.ping().await.map_err(|e| e.to_string())
+        };
+        tokio::time::timeout(timeout, check)
+            .await
+            .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
     }
 
     /// Closes idle connections (pools close the rest as sessions end).

@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 use super::handshake::{HandshakeError, Login, change_user};
 use super::packet::{PacketError, PacketReader};
 use super::reply::{ErrorReply, OkInfo, Replies};
+use crate::admin::metrics::Outcome;
 use crate::backend::relay::{RelayError, relay_query, supply_infile, use_database};
 use crate::node::NodeShared;
 use crate::sql::classify::{Classified, classify};
@@ -50,6 +51,7 @@ const BACKEND_COLLATION: u8 = 45;
 
 mod forward;
 mod local_infile;
+mod ops;
 mod prepared_sql;
 mod replicated;
 mod session_track;
@@ -101,6 +103,8 @@ pub struct Session<R, W> {
     tracked: Option<session_track::Tracked>,
     /// Counts backend connections this session has had; a prepared statement belongs to one.
     conn_epoch: u64,
+    /// Set when the statement under way was refused (for the counters).
+    refused: bool,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
@@ -130,6 +134,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             forwarded: false,
             tracked: None,
             conn_epoch: 0,
+            refused: false,
         }
     }
 
@@ -200,6 +205,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             self.node.count_question();
             self.reply_seq = seq.wrapping_add(1);
             self.replies.out.set_seq(self.reply_seq);
+            if let Some(end) = self.removed_by_reload().await {
+                return end;
+            }
             let Some((&command, body)) = packet.split_first() else {
                 return End::Protocol(PacketError::Truncated);
             };
@@ -321,14 +329,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// COM_CHANGE_USER: a fresh session for the user who proves their password; a refused
     /// attempt ends the connection, as MySQL does.
     async fn change_user(&mut self, body: &[u8]) -> Result<(), End> {
-        let users = &self.node.config.users;
+        let users = self.node.users();
         match change_user(
             &mut self.reader,
             &mut self.replies,
             body,
             self.reply_seq,
             &self.login,
-            users,
+            &users,
         )
         .await
         {
@@ -411,6 +419,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     /// Classifies, decides and relays one packet of SQL.
     async fn run_query(&mut self, sql: &[u8]) -> Result<(), End> {
+        let started = std::time::Instant::now();
         let text = String::from_utf8_lossy(sql);
         let classified = plain_select(&text).unwrap_or_else(|| classify(&text));
         if let Some(refusal) = self.refusal(&text, &classified) {
@@ -421,7 +430,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 reason = %refusal.message,
                 "refused statement"
             );
-            self.replies.error(&refusal);
+            self.refuse(&text, &classified, &refusal);
             return Ok(());
         }
         debug!(class = classified.class().as_str(), "executing");
@@ -430,16 +439,21 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if is_local_infile(&text) && !self.receive_infile(&text).await? {
             return Ok(());
         }
-        if let Some(master) = self.node.master.clone() {
-            return self.query_on_master(sql, &text, &classified, &master).await;
-        }
-        if self.forwards(&classified) {
-            return self.forward(sql).await;
-        }
-        if self.execute(sql).await? {
-            self.track_use(&classified);
-        }
-        Ok(())
+        self.refused = false;
+        let (ran, outcome) = if let Some(master) = self.node.master.clone() {
+            let ran = self.query_on_master(sql, &text, &classified, &master).await;
+            (ran, Outcome::Executed)
+        } else if self.forwards(&classified) {
+            (self.forward(sql).await, Outcome::Forwarded)
+        } else {
+            let ran = self.execute(sql).await;
+            if matches!(ran, Ok(true)) {
+                self.track_use(&classified);
+            }
+            (ran.map(drop), Outcome::Executed)
+        };
+        self.count_statement(classified.class(), outcome, started);
+        ran
     }
 
     /// Who asks, on which node: the policy's input besides the statement.
@@ -450,7 +464,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             node_role: config.role,
             master: config.master.as_deref(),
             user: &self.login.user,
-            user_role: self.login.role,
+            user_role: self.current_role(),
             forward_writes: self.node.replica.is_some(),
             current_db: self.db.as_deref(),
         }

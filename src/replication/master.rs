@@ -48,6 +48,8 @@ pub struct SlaveState {
     pub last_report: Option<Instant>,
     /// When the master appended the entry the slave has not applied yet, oldest first.
     pub lag_ms: u64,
+    /// Where its replication link comes from.
+    pub addr: Option<SocketAddr>,
 }
 
 /// The master's log, commit lock and view of its slaves.
@@ -434,6 +436,7 @@ impl Master {
             s.connected = true;
             s.applied_lsn = after;
             s.last_report = Some(Instant::now());
+            s.addr = Some(peer);
         });
         let (mut reader, mut writer) = socket.into_split();
         let reports = {

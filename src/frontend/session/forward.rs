@@ -83,8 +83,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             .as_deref()
             .and_then(|m| m.parse().ok())
             .ok_or_else(|| ErrorReply::new(1105, "HY000", "this slave has no master address"))?;
-        let password = config
-            .users
+        let password = self
+            .node
+            .users()
             .get(&self.login.user)
             .map(|u| u.password.clone())
             .unwrap_or_default();

@@ -56,8 +56,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 let Some(text) = self.source_text(&source).await else {
                     return as_sent();
                 };
-                if let Some(refusal) = self.refusal(&text, &classify(&text)) {
-                    self.replies.error(&refusal);
+                let classified = classify(&text);
+                if let Some(refusal) = self.refusal(&text, &classified) {
+                    self.refuse(&text, &classified, &refusal);
                     return Ok(Plan::Done);
                 }
                 if self.execute(sql).await? {
@@ -89,8 +90,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 let Some(text) = self.source_text(&source).await else {
                     return as_sent();
                 };
-                if let Some(refusal) = self.refusal(&text, &classify(&text)) {
-                    self.replies.error(&refusal);
+                let classified = classify(&text);
+                if let Some(refusal) = self.refusal(&text, &classified) {
+                    self.refuse(&text, &classified, &refusal);
                     return Ok(Plan::Done);
                 }
                 self.inline_execute(sql, &text, &using).await

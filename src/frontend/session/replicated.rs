@@ -83,11 +83,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             && let Some(reason) = self.unsafe_reason(text, master).await
         {
             info!(user = %self.login.user, %reason, "refused unsafe statement");
-            self.replies.error(&ErrorReply::new(
+            let refusal = ErrorReply::new(
                 1592,
                 "HY000",
                 format!("Unsafe statement refused on a replicating master: {reason}"),
-            ));
+            );
+            self.refuse(text, classified, &refusal);
             return Ok(());
         }
         // Statements that commit implicitly end the open transaction: log it first.

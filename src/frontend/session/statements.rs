@@ -81,7 +81,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let classified = classify(&sql);
         if let Some(refusal) = self.statement_refusal(&classified) {
             info!(user = %self.login.user, code = refusal.code, reason = %refusal.message, "refused prepare");
-            self.replies.error(&refusal);
+            self.refuse(&sql, &classified, &refusal);
             return Ok(());
         }
         if classified.statements.len() > 1 {
@@ -243,7 +243,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let sql = p.sql.clone();
         self.forget_context(&classified);
         if let Some(refusal) = self.statement_refusal(&classified) {
-            self.replies.error(&refusal);
+            self.refuse(&sql, &classified, &refusal);
             return Ok(());
         }
         if runs_as_text(&classified) {

@@ -1,0 +1,310 @@
+//! What a node knows about itself and its cluster, for `/health`, `/api/status` and the console.
+//!
+//! It reads the same sources as `SHOW MYRELAY STATUS`: the master's view of its slaves (from
+//! their replication streams) and a slave's view of its link to the master.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::metrics::{Outcome, Refusal};
+use crate::backend::pool::PoolUsage;
+use crate::node::NodeShared;
+
+/// How long `/health` waits for the backend to answer a ping.
+const BACKEND_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A slave as its master sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlaveView {
+    /// The name the slave announced.
+    pub name: String,
+    /// Where its replication link comes from.
+    pub address: Option<String>,
+    /// Linked right now.
+    pub connected: bool,
+    /// Last LSN it reported applied.
+    pub applied_lsn: u64,
+    /// Logged entries it has not applied.
+    pub lag_entries: u64,
+    /// Age of the oldest entry it has not applied, in milliseconds.
+    pub lag_ms: u64,
+}
+
+/// A slave's link to its master.
+#[derive(Debug, Clone, Serialize)]
+pub struct MasterLink {
+    /// The master's client address (`node.master`).
+    pub address: Option<String>,
+    /// Linked right now.
+    pub connected: bool,
+    /// Last LSN the master reported.
+    pub master_lsn: u64,
+    /// Why the applier stopped, if it did.
+    pub stopped: Option<String>,
+}
+
+/// The node itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    /// Node name.
+    pub name: String,
+    /// `master` or `slave`.
+    pub role: &'static str,
+    /// Client address.
+    pub listen: String,
+    /// One word or phrase: serving, following, connecting, applier stopped: …, standalone,
+    /// draining.
+    pub state: String,
+    /// Master: last LSN logged. Slave: last LSN applied. Standalone: 0.
+    pub lsn: u64,
+    /// Seconds since the node started.
+    pub uptime_secs: u64,
+    /// Clients logged in now.
+    pub clients: usize,
+    /// A slave's link to its master.
+    pub master_link: Option<MasterLink>,
+    /// A master's slaves, by name.
+    pub slaves: Vec<SlaveView>,
+}
+
+impl NodeStatus {
+    /// Reads the node's state now (nothing here waits on the network).
+    pub fn read(node: &NodeShared) -> NodeStatus {
+        let config = &node.config;
+        let mut status = NodeStatus {
+            name: config.name.clone(),
+            role: config.role.as_str(),
+            listen: config.listen.to_string(),
+            state: "standalone".into(),
+            lsn: 0,
+            uptime_secs: node.uptime().as_secs(),
+            clients: node.clients(),
+            master_link: None,
+            slaves: Vec::new(),
+        };
+        if let Some(master) = &node.master {
+            let lsn = master.lsn();
+            status.lsn = lsn;
+            status.state = "serving".into();
+            status.slaves = master
+                .slaves()
+                .into_iter()
+                .map(|(name, s)| SlaveView {
+                    name,
+                    address: s.addr.map(|a| a.to_string()),
+                    connected: s.connected,
+                    applied_lsn: s.applied_lsn,
+                    lag_entries: lsn.saturating_sub(s.applied_lsn),
+                    lag_ms: s.lag_ms,
+                })
+                .collect();
+        } else if let Some(replica) = &node.replica {
+            let s = replica.status();
+            status.lsn = s.applied_lsn;
+            status.state = match &s.stopped {
+                Some(why) => format!("applier stopped: {why}"),
+                None if s.connected => "following".into(),
+                None => "connecting".into(),
+            };
+            status.master_link = Some(MasterLink {
+                address: config.master.clone(),
+                connected: s.connected,
+                master_lsn: s.master_lsn,
+                stopped: s.stopped,
+            });
+        }
+        if node.is_draining() {
+            status.state = "draining".into();
+        }
+        status
+    }
+
+    /// The cluster as this node sees it, one row per node: a master lists itself and its slaves,
+    /// a slave its master and itself.
+    pub fn topology(&self) -> Vec<TopologyRow> {
+        let me = TopologyRow {
+            name: self.name.clone(),
+            role: self.role,
+            address: Some(self.listen.clone()),
+            state: self.state.clone(),
+            lsn: Some(self.lsn),
+            lag_entries: None,
+            lag_ms: None,
+            this_node: true,
+        };
+        let mut rows = Vec::new();
+        if let Some(link) = &self.master_link {
+            rows.push(TopologyRow {
+                name: "master".into(),
+                role: "master",
+                address: link.address.clone(),
+                state: if link.connected {
+                    "linked"
+                } else {
+                    "unreachable"
+                }
+                .into(),
+                lsn: Some(link.master_lsn),
+                lag_entries: None,
+                lag_ms: None,
+                this_node: false,
+            });
+            rows.push(TopologyRow {
+                lag_entries: Some(link.master_lsn.saturating_sub(self.lsn)),
+                ..me
+            });
+            return rows;
+        }
+        rows.push(me);
+        for s in &self.slaves {
+            rows.push(TopologyRow {
+                name: s.name.clone(),
+                role: "slave",
+                address: s.address.clone(),
+                state: if s.connected {
+                    "streaming"
+                } else {
+                    "disconnected"
+                }
+                .into(),
+                lsn: Some(s.applied_lsn),
+                lag_entries: Some(s.lag_entries),
+                lag_ms: Some(s.lag_ms),
+                this_node: false,
+            });
+        }
+        rows
+    }
+}
+
+/// One node in the console's topology table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopologyRow {
+    /// Node name.
+    pub name: String,
+    /// `master` or `slave`.
+    pub role: &'static str,
+    /// Its address, where known (a slave's is where its replication link comes from).
+    pub address: Option<String>,
+    /// Link or serving state.
+    pub state: String,
+    /// Master: last LSN logged; slave: last LSN applied.
+    pub lsn: Option<u64>,
+    /// Entries behind the master (slaves only).
+    pub lag_entries: Option<u64>,
+    /// Milliseconds behind the master (slaves seen from the master only).
+    pub lag_ms: Option<u64>,
+    /// The node answering.
+    pub this_node: bool,
+}
+
+/// Whether the node can serve.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    /// True when it can.
+    pub ok: bool,
+    /// The node's role.
+    pub role: &'static str,
+    /// Why not, when it cannot.
+    pub reason: Option<String>,
+}
+
+/// Checks the node: draining, backend reachable, and on a slave the link to the master.
+pub async fn health(node: &NodeShared) -> Health {
+    let role = node.config.role.as_str();
+    let reason = if node.is_draining() {
+        Some("the node is shutting down".to_string())
+    } else if let Err(why) = node.backend.ping(BACKEND_PING_TIMEOUT).await {
+        Some(format!(
+            "backend {} unreachable: {why}",
+            node.backend.addr()
+        ))
+    } else if let Some(replica) = &node.replica {
+        let s = replica.status();
+        match s.stopped {
+            Some(why) => Some(format!("replication applier stopped: {why}")),
+            None if !s.connected => Some(format!(
+                "not linked to the master{}",
+                node.config
+                    .master
+                    .as_deref()
+                    .map(|m| format!(" at {m}"))
+                    .unwrap_or_default()
+            )),
+            None => None,
+        }
+    } else {
+        None
+    };
+    Health {
+        ok: reason.is_none(),
+        role,
+        reason,
+    }
+}
+
+/// The node's counters, as `/api/status` shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Counters {
+    /// Clients logged in now.
+    pub client_connections: usize,
+    /// Clients that logged in since the node started.
+    pub connections_total: u64,
+    /// Statements by class, then outcome (executed, forwarded, refused).
+    pub statements: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+    /// Bytes received from clients.
+    pub bytes_in: u64,
+    /// Bytes sent to clients.
+    pub bytes_out: u64,
+    /// Backend connections.
+    pub backend: PoolUsage,
+}
+
+/// Everything `/api/status` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiStatus {
+    /// The node.
+    pub node: NodeStatus,
+    /// The cluster as this node sees it.
+    pub topology: Vec<TopologyRow>,
+    /// Counters.
+    pub counters: Counters,
+    /// The last refused statements, newest first.
+    pub refusals: Vec<Refusal>,
+}
+
+impl ApiStatus {
+    /// Reads it all now.
+    pub fn read(node: &NodeShared) -> ApiStatus {
+        let status = NodeStatus::read(node);
+        let m = &node.metrics;
+        let statements = m
+            .statement_counts()
+            .into_iter()
+            .map(|(class, counts)| {
+                let by_outcome = Outcome::ALL
+                    .iter()
+                    .zip(counts)
+                    .map(|(o, n)| (o.as_str(), n))
+                    .collect();
+                (class, by_outcome)
+            })
+            .collect();
+        let (bytes_in, bytes_out) = m.bytes();
+        ApiStatus {
+            topology: status.topology(),
+            counters: Counters {
+                client_connections: node.clients(),
+                connections_total: m.connections_total(),
+                statements,
+                bytes_in,
+                bytes_out,
+                backend: node.backend.usage(),
+            },
+            refusals: m.refusals(),
+            node: status,
+        }
+    }
+}

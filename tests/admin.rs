@@ -1,0 +1,457 @@
+//! The admin HTTP listener over real HTTP in front of real nodes: `/metrics` parses as Prometheus
+//! text and moves with statements, `/health` answers 200 or 503 with the reason, `/api/status`
+//! and the console need a login whose cookie is HttpOnly and SameSite, and the console's query
+//! box is under the same policy as the wire protocol.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{ADMIN, APP, Cluster, READER};
+use myrelay::config::{Admin, NodeConfig};
+use mysql_async::prelude::Queryable;
+use prometheus_parse::{Scrape, Value};
+
+fn with_admin(config: &mut NodeConfig) {
+    config.admin = Some(Admin {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+    });
+}
+
+fn admin_addr(node: &common::TestNode) -> SocketAddr {
+    node.node.admin_addr.expect("admin listener configured")
+}
+
+/// A client that shows redirects instead of following them.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+/// Scrapes `/metrics` and parses it with a Prometheus text parser; every family declared with
+/// `# TYPE` must come back with samples, so that a line the parser skipped cannot go unnoticed.
+async fn scrape(addr: SocketAddr) -> Scrape {
+    let response = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("GET /metrics");
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let body = response.text().await.expect("body");
+    let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("parses");
+    let declared: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for family in &declared {
+        assert!(
+            scrape.samples.iter().any(|s| s.metric == *family),
+            "family {family} has no parsed sample in:\n{body}"
+        );
+    }
+    let samples = body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count();
+    let bucket_lines = body
+        .lines()
+        .filter(|l| l.starts_with("myrelay_statement_duration_seconds_bucket"))
+        .count();
+    // The parser folds a histogram's buckets into one sample (its sum and count stay apart).
+    assert_eq!(
+        scrape.samples.len(),
+        samples - bucket_lines + 1,
+        "every sample line parsed"
+    );
+    scrape
+}
+
+/// The value of the sample `metric` with exactly `labels`.
+fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    let wanted: HashMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let sample = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && *s.labels == wanted)
+        .unwrap_or_else(|| panic!("no sample {metric}{labels:?}"));
+    match &sample.value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+        other => panic!("{metric} is not a single number: {other:?}"),
+    }
+}
+
+fn statements(scrape: &Scrape, class: &str, outcome: &str) -> f64 {
+    value(
+        scrape,
+        "myrelay_statements_total",
+        &[("class", class), ("outcome", outcome)],
+    )
+}
+
+/// The histogram's total count (its +Inf bucket).
+fn latency_count(scrape: &Scrape) -> f64 {
+    let sample = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "myrelay_statement_duration_seconds")
+        .expect("latency histogram");
+    let Value::Histogram(buckets) = &sample.value else {
+        panic!("not a histogram: {:?}", sample.value);
+    };
+    assert_eq!(buckets.len(), 15, "14 bounds and +Inf");
+    assert!(
+        buckets.windows(2).all(|w| w[0].count <= w[1].count),
+        "cumulative buckets"
+    );
+    buckets.last().map(|b| b.count).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_as_prometheus_text_and_move_when_statements_run() {
+    let cluster = Cluster::start_with(1, with_admin).await;
+    let (master, slave) = (&cluster.master, &cluster.slaves[0]);
+    let mut root = master.connect(ADMIN).await;
+    root.query_drop("CREATE DATABASE m").await.expect("ddl");
+    root.query_drop("CREATE TABLE m.t (id INT PRIMARY KEY, v TEXT)")
+        .await
+        .expect("ddl");
+    cluster.converge(Duration::from_secs(10)).await;
+
+    let before = scrape(admin_addr(master)).await;
+    let slave_before = scrape(admin_addr(slave)).await;
+    root.query_drop("INSERT INTO m.t VALUES (1, 'one')")
+        .await
+        .expect("insert");
+    let _: Vec<i64> = root.query("SELECT id FROM m.t").await.expect("select");
+    let mut reader = master.connect(READER).await;
+    let refused = common::expect_error(&mut reader, "DROP TABLE m.t").await;
+    assert_eq!(refused.0, 1227, "{refused:?}");
+    let mut app_on_slave = slave.connect(APP).await;
+    app_on_slave
+        .query_drop("INSERT INTO m.t VALUES (2, 'two')")
+        .await
+        .expect("forwarded insert");
+    let refused = common::expect_error(&mut app_on_slave, "ALTER TABLE m.t ADD w INT").await;
+    assert_eq!(refused.0, 1290, "{refused:?}");
+    cluster.converge(Duration::from_secs(10)).await;
+
+    let after = scrape(admin_addr(master)).await;
+    let slave_after = scrape(admin_addr(slave)).await;
+    let moved = |a: &Scrape, b: &Scrape, class: &str, outcome: &str| {
+        statements(b, class, outcome) - statements(a, class, outcome)
+    };
+    // The slave's forwarded insert runs on the master as a write of its own.
+    assert_eq!(moved(&before, &after, "write", "executed"), 2.0);
+    assert!(moved(&before, &after, "read", "executed") >= 1.0);
+    assert_eq!(moved(&before, &after, "ddl", "refused"), 1.0);
+    assert_eq!(moved(&before, &after, "ddl", "executed"), 0.0);
+    assert_eq!(
+        moved(&slave_before, &slave_after, "write", "forwarded"),
+        1.0
+    );
+    assert_eq!(moved(&slave_before, &slave_after, "ddl", "refused"), 1.0);
+    assert!(latency_count(&after) >= latency_count(&before) + 3.0);
+    for (metric, node_before, node_after) in [
+        ("myrelay_client_bytes_received_total", &before, &after),
+        ("myrelay_client_bytes_sent_total", &before, &after),
+        ("myrelay_client_connections_total", &before, &after),
+        ("myrelay_replication_lsn", &before, &after),
+        (
+            "myrelay_replication_applied_lsn",
+            &slave_before,
+            &slave_after,
+        ),
+    ] {
+        assert!(
+            value(node_after, metric, &[]) > value(node_before, metric, &[]),
+            "{metric} moved"
+        );
+    }
+    assert!(value(&after, "myrelay_client_connections", &[]) >= 3.0);
+    let lsn = value(&after, "myrelay_replication_lsn", &[]);
+    assert_eq!(
+        value(&after, "myrelay_slave_applied_lsn", &[("slave", "slave1")]),
+        lsn
+    );
+    assert_eq!(
+        value(&after, "myrelay_slave_lag_entries", &[("slave", "slave1")]),
+        0.0
+    );
+    assert_eq!(
+        value(&after, "myrelay_slave_connected", &[("slave", "slave1")]),
+        1.0
+    );
+    assert_eq!(
+        value(&slave_after, "myrelay_replication_applied_lsn", &[]),
+        lsn
+    );
+    assert_eq!(
+        value(&slave_after, "myrelay_replication_connected", &[]),
+        1.0
+    );
+    assert!(
+        value(
+            &after,
+            "myrelay_backend_connections",
+            &[("state", "in_use")]
+        ) >= 2.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "myrelay_node_info",
+            &[("node", "master"), ("role", "master")]
+        ),
+        1.0
+    );
+}
+
+/// POSTs a form; returns status, headers and body.
+async fn post(
+    client: &reqwest::Client,
+    url: String,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut request = client.post(url).form(form);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.expect("POST");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.expect("body"))
+}
+
+/// Logs in and returns the `name=token` pair to send back, checking the cookie's flags.
+async fn login(client: &reqwest::Client, addr: SocketAddr, (user, pass): (&str, &str)) -> String {
+    let (status, headers, _) = post(
+        client,
+        format!("http://{addr}/login"),
+        None,
+        &[("user", user), ("password", pass)],
+    )
+    .await;
+    assert_eq!(status, 303, "login redirects to the console");
+    assert_eq!(headers["location"], "/");
+    let cookie = headers["set-cookie"].to_str().expect("ascii").to_string();
+    let attributes: Vec<&str> = cookie.split(';').map(str::trim).collect();
+    assert!(attributes.contains(&"HttpOnly"), "{cookie}");
+    assert!(attributes.contains(&"SameSite=Strict"), "{cookie}");
+    attributes[0].to_string()
+}
+
+/// Runs `sql` from the console at `addr`; returns the page (which must be a 200).
+async fn run_sql(client: &reqwest::Client, addr: SocketAddr, cookie: &str, sql: &str) -> String {
+    let (status, _, page) = post(
+        client,
+        format!("http://{addr}/query"),
+        Some(cookie),
+        &[("sql", sql)],
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    page
+}
+
+async fn get(client: &reqwest::Client, url: String, cookie: Option<&str>) -> (u16, String) {
+    let mut request = client.get(url);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.expect("GET");
+    (
+        response.status().as_u16(),
+        response.text().await.expect("body"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_needs_a_login_and_runs_sql_under_the_wire_policy() {
+    let mut cluster = Cluster::start_with(1, with_admin).await;
+    let client = http();
+    let (m, s) = (admin_addr(&cluster.master), admin_addr(&cluster.slaves[0]));
+    let mut root = cluster.master.connect(ADMIN).await;
+    root.query_drop("CREATE DATABASE c").await.expect("ddl");
+    root.query_drop("CREATE TABLE c.t (id INT PRIMARY KEY, name TEXT)")
+        .await
+        .expect("ddl");
+    root.query_drop("INSERT INTO c.t VALUES (1, 'Ada'), (2, '<b>Bob</b>')")
+        .await
+        .expect("insert");
+    cluster.converge(Duration::from_secs(10)).await;
+
+    // Without a login: only /health and /metrics answer.
+    assert_eq!(
+        get(&client, format!("http://{m}/health"), None).await,
+        (200, "master\n".into())
+    );
+    assert_eq!(
+        get(&client, format!("http://{m}/metrics"), None).await.0,
+        200
+    );
+    assert_eq!(
+        get(&client, format!("http://{m}/api/status"), None).await.0,
+        401
+    );
+    let index = client
+        .get(format!("http://{m}/"))
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(index.status(), 303);
+    assert_eq!(index.headers()["location"], "/login");
+    let (status, headers, _) = post(
+        &client,
+        format!("http://{m}/query"),
+        None,
+        &[("sql", "SELECT 1")],
+    )
+    .await;
+    assert_eq!(
+        (status, &headers["location"]),
+        (303, &"/login".parse().expect("hv"))
+    );
+    let (status, _, page) = post(
+        &client,
+        format!("http://{m}/login"),
+        None,
+        &[("user", ADMIN.0), ("password", "wrong")],
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(page.contains("ERROR 1045"), "{page}");
+    let bogus = "myrelay_console_0=0000";
+    assert_eq!(
+        get(&client, format!("http://{m}/api/status"), Some(bogus))
+            .await
+            .0,
+        401
+    );
+
+    // Logged in: the status names the cluster.
+    let cookie = login(&client, m, APP).await;
+    let (status, json) = get(&client, format!("http://{m}/api/status"), Some(&cookie)).await;
+    assert_eq!(status, 200);
+    let status: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let topology = status["topology"].as_array().expect("topology");
+    let names: Vec<&str> = topology.iter().filter_map(|n| n["name"].as_str()).collect();
+    assert_eq!(names, ["master", "slave1"]);
+    assert_eq!(topology[1]["state"], "streaming");
+    assert_eq!(topology[1]["lag_entries"], 0);
+    assert!(topology[1]["lag_ms"].is_u64());
+    assert_eq!(status["node"]["role"], "master");
+    let (status, page) = get(&client, format!("http://{m}/"), Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("data-node=\"slave1\""), "{page}");
+
+    // SELECT from the master's console: rows, escaped.
+    let page = run_sql(&client, m, &cookie, "SELECT id, name FROM c.t ORDER BY id").await;
+    assert!(page.contains("<td>Ada</td>"), "{page}");
+    assert!(page.contains("<td>&lt;b&gt;Bob&lt;/b&gt;</td>"), "{page}");
+    assert!(!page.contains("<b>Bob"), "statement output is escaped");
+    // The app user may not run DDL on the master, exactly as over the wire.
+    let page = run_sql(&client, m, &cookie, "DROP TABLE c.t").await;
+    assert!(page.contains("data-code=\"1227\""), "{page}");
+
+    // A slave's console refuses DDL with 1290, even for an admin, and lists the refusal.
+    let slave_cookie = login(&client, s, ADMIN).await;
+    assert_ne!(
+        slave_cookie.split('=').next(),
+        cookie.split('=').next(),
+        "cookie per node"
+    );
+    let page = run_sql(&client, s, &slave_cookie, "CREATE TABLE c.u (id INT)").await;
+    assert!(page.contains("data-code=\"1290\""), "{page}");
+    assert!(page.contains("ERROR 1290 (HY000)"), "{page}");
+    let (_, json) = get(
+        &client,
+        format!("http://{s}/api/status"),
+        Some(&slave_cookie),
+    )
+    .await;
+    let status: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let refusal = &status["refusals"][0];
+    assert_eq!(refusal["code"], 1290);
+    assert_eq!(refusal["user"], ADMIN.0);
+    assert_eq!(refusal["statement"], "CREATE TABLE c.u (id INT)");
+    assert_eq!(status["topology"][0]["role"], "master");
+    assert_eq!(status["topology"][1]["name"], "slave1");
+
+    // A form from another site is refused; logging out ends the session.
+    let (status, _, _) = {
+        let response = client
+            .post(format!("http://{m}/query"))
+            .header("cookie", &cookie)
+            .header("origin", "http://evil.example")
+            .form(&[("sql", "SELECT 1")])
+            .send()
+            .await
+            .expect("POST");
+        (response.status().as_u16(), (), ())
+    };
+    assert_eq!(status, 403);
+    let (status, _, _) = post(&client, format!("http://{m}/logout"), Some(&cookie), &[]).await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        get(&client, format!("http://{m}/api/status"), Some(&cookie))
+            .await
+            .0,
+        401
+    );
+
+    // Health: 200 with the role; 503 with the reason once the slave's backend is gone.
+    assert_eq!(
+        get(&client, format!("http://{s}/health"), None).await,
+        (200, "slave\n".into())
+    );
+    cluster.slaves[0].server.stop().await;
+    let (status, body) = get(&client, format!("http://{s}/health"), None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("backend") && body.contains("unreachable"),
+        "{body}"
+    );
+}
+
+/// A slave whose master cannot be reached is not healthy, and says why.
+#[tokio::test]
+async fn a_slave_without_its_master_is_unhealthy() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let slave = common::TestNode::start_with("lonely", myrelay::config::NodeRole::Slave, |c| {
+        with_admin(c);
+        c.replication = Some(common::slave_replication(closed, common::SECRET));
+    })
+    .await;
+    let addr = admin_addr(&slave);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (status, body) = loop {
+        let (status, body) = get(&http(), format!("http://{addr}/health"), None).await;
+        if status == 503 || Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("not linked to the master"), "{body}");
+    // The node itself still serves reads.
+    let mut conn = slave.connect(READER).await;
+    let one: Option<i64> = conn.query_first("SELECT 1").await.expect("read");
+    assert_eq!(one, Some(1));
+}

@@ -1,0 +1,133 @@
+//! The console in a real browser: Debian's chromium, driven headless by playwright-core
+//! (tests/browser/console.js), against a `myrelay demo` cluster of a master and two slaves. It
+//! logs in, sees the master and both slaves with their lag, runs a SELECT of the school schema
+//! on the master's console and sees its rows, and runs DDL on each slave's console and sees 1290.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const SELECT_SQL: &str = "SELECT s.id, s.name, c.name FROM school.student s \
+     JOIN school.student_course sc ON sc.student_id = s.id \
+     JOIN school.course c ON c.id = sc.course_id ORDER BY s.id, c.id";
+const DDL_SQL: &str = "CREATE TABLE school.from_the_console (id INT)";
+
+/// True when the browser and node are there; in CI their absence fails the test, elsewhere it
+/// is skipped with the reason.
+fn browser_available() -> bool {
+    let missing: Vec<&str> = [(CHROMIUM, "chromium"), ("node", "node")]
+        .into_iter()
+        .filter(|(bin, _)| {
+            Command::new(bin)
+                .arg("--version")
+                .output()
+                .map(|o| !o.status.success())
+                .unwrap_or(true)
+        })
+        .map(|(_, name)| name)
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!(
+        "console browser test needs {} (Debian: apt-get install chromium nodejs npm; .ci/run does)",
+        missing.join(" and ")
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+    eprintln!("skipped: {why}");
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_in_chromium_shows_the_cluster_runs_a_select_and_refuses_ddl_on_slaves() {
+    if !browser_available() {
+        return;
+    }
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let setup = Command::new("bash")
+        .arg(browser_dir.join("setup.sh"))
+        .status()
+        .expect("run tests/browser/setup.sh");
+    assert!(setup.success(), "installing playwright-core failed");
+
+    let port = common::free_port_block(3);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut demo, lines) = common::start_demo(tmp.path(), port, 2).await;
+    let consoles: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("console=")))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(consoles.len(), 3, "{lines:?}");
+
+    // What the page must show: the rows as the master itself returns them.
+    let master: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut conn = common::connect(master, common::DB_USER, common::DB_PASS).await;
+    let rows: Vec<(u32, String, String)> = conn.query(SELECT_SQL).await.expect("select");
+    assert!(rows.len() >= 3, "the school schema has rows: {rows:?}");
+    let expected: Vec<[String; 3]> = rows
+        .into_iter()
+        .map(|(id, student, course)| [id.to_string(), student, course])
+        .collect();
+    drop(conn);
+    // Both slaves must be linked before the page is read (they are within moments of `ready`).
+    for console in &consoles[1..] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while reqwest::get(format!("{console}/health"))
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+        {
+            assert!(std::time::Instant::now() < deadline, "{console} healthy");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    let script = browser_dir.join("console.js");
+    let mut node = tokio::process::Command::new("node");
+    node.arg(&script)
+        .current_dir(&browser_dir)
+        .env("CHROMIUM", CHROMIUM)
+        .env("MASTER_CONSOLE", &consoles[0])
+        .env("SLAVE_CONSOLES", consoles[1..].join(" "))
+        .env("CONSOLE_USER", common::DB_USER)
+        .env("CONSOLE_PASSWORD", common::DB_PASS)
+        .env("SELECT_SQL", SELECT_SQL)
+        .env(
+            "EXPECT_ROWS",
+            serde_json::to_string(&expected).expect("json"),
+        )
+        .env("DDL_SQL", DDL_SQL)
+        .kill_on_drop(true);
+    if let Ok(dir) = std::env::var("MYRELAY_SCREENSHOTS") {
+        node.env("SCREENSHOTS", dir);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(90), node.output())
+        .await
+        .expect("browser script finished within 90 s")
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The refused DDL ran nowhere: the master (where it would have had to run) lacks the table.
+    let mut conn = common::connect(master, common::DB_USER, common::DB_PASS).await;
+    let tables: Vec<String> = conn.query("SHOW TABLES FROM school").await.expect("tables");
+    drop(conn);
+    let _ = Command::new("kill")
+        .args(["-TERM", &demo.id().to_string()])
+        .status();
+    let _ = demo.wait();
+    assert!(
+        output.status.success(),
+        "browser script failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    assert!(
+        !tables.iter().any(|t| t == "from_the_console"),
+        "{tables:?}"
+    );
+}

@@ -645,3 +645,59 @@ async fn warnings_of_a_replicated_write_survive_the_nodes_bookkeeping() {
     let codes: Vec<u32> = seen.iter().map(|w| w.1).collect();
     assert_eq!(codes, vec![1062, 1264], "{seen:?}");
 }
+
+/// A slave applies what arrived together as one transaction; an entry that fails in such a run
+/// is still named exactly, with every entry before it applied and none after.
+#[tokio::test]
+async fn a_run_of_entries_commits_together_and_a_failing_entry_is_named() {
+    use myrelay::replication::apply::{self, apply_all};
+    use myrelay::replication::change::{Change, LoggedStatement};
+    let server = common::backend().await;
+    let mut conn = common::connect(server.addr(), common::DB_USER, common::DB_PASS).await;
+    apply::prepare(&mut conn).await.expect("bookkeeping");
+    conn.query_drop("CREATE DATABASE run; CREATE TABLE run.t (id INT PRIMARY KEY)")
+        .await
+        .expect("schema");
+    let insert = |id: u32| Change {
+        sql_mode: "STRICT_TRANS_TABLES".into(),
+        charset: "utf8mb4".into(),
+        ddl: false,
+        statements: vec![LoggedStatement {
+            sql: format!("INSERT INTO t VALUES ({id})"),
+            db: Some("run".into()),
+            timestamp: "1700000000.000001".into(),
+            insert_id: None,
+            last_insert_id: None,
+            infile: None,
+        }],
+    };
+    let mut context = None;
+    // LSN 4 repeats id 2: a duplicate key.
+    let entries: Vec<(u64, Change)> = [1, 2, 3, 2, 5]
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| (i as u64 + 1, insert(id)))
+        .collect();
+    let (lsn, err) = apply_all(&mut conn, &entries, &mut context)
+        .await
+        .expect_err("LSN 4 fails");
+    assert_eq!(lsn, 4, "{err}");
+    assert!(
+        matches!(&err, mysql_async::Error::Server(e) if e.code == 1062),
+        "{err}"
+    );
+    let ids = "SELECT id FROM run.t ORDER BY id";
+    assert_eq!(conn.query::<u32, _>(ids).await.expect("rows"), [1, 2, 3]);
+    assert_eq!(apply::applied_lsn(&mut conn).await.expect("lsn"), 3);
+    // A clean run commits with its last LSN.
+    let entries: Vec<(u64, Change)> = (4..=8).map(|lsn| (lsn, insert(lsn as u32 + 10))).collect();
+    apply_all(&mut conn, &entries, &mut context)
+        .await
+        .map_err(|(lsn, e)| format!("LSN {lsn}: {e}"))
+        .expect("clean run");
+    assert_eq!(
+        conn.query::<u32, _>(ids).await.expect("rows"),
+        [1, 2, 3, 14, 15, 16, 17, 18]
+    );
+    assert_eq!(apply::applied_lsn(&mut conn).await.expect("lsn"), 8);
+}

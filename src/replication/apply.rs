@@ -89,22 +89,137 @@ pub async fn apply(
     result
 }
 
+/// Sets the session context the master ran `change` with: sql_mode and the statements' encoding.
+async fn set_session_context(conn: &mut Conn, change: &Change) -> mysql_async::Result<()> {
+    conn.query_drop(format!(
+        "SET SESSION sql_mode = {}, NAMES {}",
+        quote(&change.sql_mode),
+        change
+            .charset
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")
+    ))
+    .await
+}
+
+/// Appends `stmt` after its own context (database, pinned time and insert ids) to `out`.
+fn push_statement(out: &mut String, stmt: &super::change::LoggedStatement) {
+    if let Some(db) = &stmt.db {
+        out.push_str(&format!("USE {};\n", quote_ident(db)));
+    }
+    let timestamp: String = stmt
+        .timestamp
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    out.push_str(&format!("SET TIMESTAMP = {timestamp}"));
+    if let Some(id) = stmt.insert_id {
+        out.push_str(&format!(", INSERT_ID = {id}"));
+    }
+    if let Some(id) = stmt.last_insert_id {
+        out.push_str(&format!(", LAST_INSERT_ID = {id}"));
+    }
+    out.push_str(";\n");
+    out.push_str(&stmt.sql);
+}
+
+/// Entries longer than this are not joined with others into one transaction.
+const MAX_JOINED_BYTES: usize = 4 << 20;
+
+/// True when `change` may share a transaction with its neighbours (see [`apply_all`]).
+fn joins_others(change: &Change) -> bool {
+    !change.ddl && change.statements.iter().all(joinable)
+}
+
+/// Applies consecutive `entries` in order. A run of plain write entries with the same context
+/// commits as one transaction whose LSN record is the run's last, so the backend flushes once
+/// per run instead of once per entry: a slave keeps up with a master that commits in groups.
+/// Exactly once still holds, since the run and its record commit together or not at all. A run
+/// that fails is rolled back and its entries applied one by one, so the error names the entry;
+/// the error comes with that entry's LSN, every entry before it being applied.
+pub async fn apply_all(
+    conn: &mut Conn,
+    entries: &[(u64, Change)],
+    context: &mut AppliedContext,
+) -> Result<(), (u64, mysql_async::Error)> {
+    let mut start = 0;
+    while start < entries.len() {
+        let first = &entries[start].1;
+        let mut end = start + 1;
+        if joins_others(first) {
+            let mut bytes = 0;
+            while let Some((_, next)) = entries.get(end) {
+                bytes += next.statements.iter().map(|s| s.sql.len()).sum::<usize>();
+                if !joins_others(next)
+                    || bytes > MAX_JOINED_BYTES
+                    || (&next.sql_mode, &next.charset) != (&first.sql_mode, &first.charset)
+                {
+                    break;
+                }
+                end += 1;
+            }
+        }
+        let run = &entries[start..end];
+        if run.len() > 1 {
+            match apply_joined(conn, run, context).await {
+                Ok(()) => {
+                    start = end;
+                    continue;
+                }
+                // Apply one by one: the failing entry is then known, the others applied.
+                Err(mysql_async::Error::Server(_)) => {}
+                Err(e) => return Err((run[0].0, e)),
+            }
+        }
+        for (lsn, change) in run {
+            apply(conn, *lsn, change, context)
+                .await
+                .map_err(|e| (*lsn, e))?;
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// One transaction, one packet: BEGIN, every statement of `run` after its context, the last
+/// LSN's record and COMMIT.
+async fn apply_joined(
+    conn: &mut Conn,
+    run: &[(u64, Change)],
+    context: &mut AppliedContext,
+) -> mysql_async::Result<()> {
+    let (Some((_, first)), Some((last, _))) = (run.first(), run.last()) else {
+        return Ok(());
+    };
+    let wanted = (first.sql_mode.clone(), first.charset.clone());
+    if context.as_ref() != Some(&wanted) {
+        *context = None;
+        set_session_context(conn, first).await?;
+        *context = Some(wanted);
+    }
+    let mut packet = String::from("BEGIN;\n");
+    for stmt in run.iter().flat_map(|(_, change)| &change.statements) {
+        push_statement(&mut packet, stmt);
+        packet.push_str(";\n");
+    }
+    packet.push_str(&format!(
+        "SET TIMESTAMP = DEFAULT; {}; COMMIT",
+        record_lsn(*last)
+    ));
+    let result = conn.query_drop(packet).await;
+    if result.is_err() {
+        let _ = conn.query_drop("ROLLBACK").await;
+    }
+    result
+}
+
 async fn apply_in_context(
     conn: &mut Conn,
     lsn: u64,
     change: &Change,
     set_context: bool,
 ) -> mysql_async::Result<()> {
-    // The session context the master ran with: sql_mode and the statements' encoding.
     if set_context {
-        conn.query_drop(format!(
-            "SET SESSION sql_mode = {}, NAMES {}",
-            quote(&change.sql_mode),
-            change
-                .charset
-                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")
-        ))
-        .await?;
+        set_session_context(conn, change).await?;
     }
     // A DDL entry marked in progress was interrupted by a crash: it may have run already.
     let retry = change.ddl
@@ -128,24 +243,8 @@ async fn apply_in_context(
     let mut prefix = if change.ddl { "" } else { "BEGIN;\n" }.to_string();
     let result = async {
         for stmt in &change.statements {
-            if let Some(db) = &stmt.db {
-                prefix.push_str(&format!("USE {};\n", quote_ident(db)));
-            }
-            let timestamp: String = stmt
-                .timestamp
-                .chars()
-                .filter(|c| c.is_ascii_digit() || *c == '.')
-                .collect();
             let mut context = std::mem::take(&mut prefix);
-            context.push_str(&format!("SET TIMESTAMP = {timestamp}"));
-            if let Some(id) = stmt.insert_id {
-                context.push_str(&format!(", INSERT_ID = {id}"));
-            }
-            if let Some(id) = stmt.last_insert_id {
-                context.push_str(&format!(", LAST_INSERT_ID = {id}"));
-            }
-            context.push_str(";\n");
-            context.push_str(&stmt.sql);
+            push_statement(&mut context, stmt);
             if one_packet {
                 prefix = context;
                 prefix.push_str(";\n");

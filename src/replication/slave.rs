@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mysql_async::{Conn, Pool};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::apply;
@@ -130,38 +130,66 @@ impl Replica {
             s.master_lsn = master_lsn;
         });
         let (mut reader, mut writer) = socket.into_split();
+        // Messages are read ahead into a queue, so that whatever arrived while an entry was being
+        // applied is applied next as one run (see `apply::apply_all`).
+        let (queue, mut incoming) = mpsc::channel(RUN_MAX);
+        let read_ahead = tokio::spawn(async move {
+            loop {
+                let m = match tokio::time::timeout(DEAD_AFTER, channel::read_message(&mut reader))
+                    .await
+                {
+                    Ok(Ok(m)) => Ok(m),
+                    Ok(Err(e)) => Err(retry(e)),
+                    Err(_) => Err(Stop::Retry("master silent".into())),
+                };
+                let failed = m.is_err();
+                if queue.send(m).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let _stop_reading = AbortOnDrop(read_ahead);
         let mut beat = tokio::time::interval(HEARTBEAT);
         loop {
             tokio::select! {
-                m = tokio::time::timeout(DEAD_AFTER, channel::read_message(&mut reader)) => {
-                    let m = m.map_err(|_| Stop::Retry("master silent".into()))?.map_err(retry)?;
-                    match m {
-                        Message::Entry { lsn, payload } => {
-                            if lsn <= applied {
-                                continue; // already applied (resent after a reconnect)
+                m = incoming.recv() => {
+                    let mut next = Some(m.ok_or_else(|| Stop::Retry("link closed".into()))??);
+                    let mut run = Vec::new();
+                    while let Some(m) = next.take() {
+                        match m {
+                            // At or below what is applied: resent after a reconnect.
+                            Message::Entry { lsn, payload } if lsn > applied + run.len() as u64 => {
+                                let expected = applied + run.len() as u64 + 1;
+                                if lsn != expected {
+                                    return Err(Stop::Retry(format!(
+                                        "gap: got LSN {lsn} after {}",
+                                        expected - 1
+                                    )));
+                                }
+                                run.push((lsn, Change::decode(&payload).map_err(Stop::Halt)?));
                             }
-                            if lsn != applied + 1 {
-                                return Err(Stop::Retry(format!("gap: got LSN {lsn} after {applied}")));
-                            }
-                            let change = Change::decode(&payload).map_err(Stop::Halt)?;
-                            apply::apply(&mut conn, lsn, &change, &mut context).await.map_err(|e| match e {
-                                mysql_async::Error::Server(e) => Stop::Halt(format!("LSN {lsn} failed: {e}")),
-                                other => retry(other),
-                            })?;
-                            applied = lsn;
-                            self.applied.send_replace(applied);
-                            self.set(|s| {
-                                s.applied_lsn = applied;
-                                s.master_lsn = s.master_lsn.max(lsn);
-                            });
-                            channel::write_message(&mut writer, &Message::Ack { applied_lsn: applied })
-                                .await
-                                .map_err(retry)?;
+                            Message::Heartbeat { lsn, .. } => self.set(|s| s.master_lsn = lsn),
+                            Message::Error { message } => return Err(Stop::Retry(message)),
+                            _ => {}
                         }
-                        Message::Heartbeat { lsn, .. } => self.set(|s| s.master_lsn = lsn),
-                        Message::Error { message } => return Err(Stop::Retry(message)),
-                        _ => {}
+                        if run.len() < RUN_MAX {
+                            next = incoming.try_recv().ok().transpose()?;
+                        }
                     }
+                    let Some(&(last, _)) = run.last() else { continue };
+                    apply::apply_all(&mut conn, &run, &mut context).await.map_err(|(lsn, e)| match e {
+                        mysql_async::Error::Server(e) => Stop::Halt(format!("LSN {lsn} failed: {e}")),
+                        other => retry(other),
+                    })?;
+                    applied = last;
+                    self.applied.send_replace(applied);
+                    self.set(|s| {
+                        s.applied_lsn = applied;
+                        s.master_lsn = s.master_lsn.max(last);
+                    });
+                    channel::write_message(&mut writer, &Message::Ack { applied_lsn: applied })
+                        .await
+                        .map_err(retry)?;
                 }
                 _ = beat.tick() => {
                     let m = Message::Heartbeat { lsn: applied, unix_ms: unix_ms() };
@@ -169,6 +197,18 @@ impl Replica {
                 }
             }
         }
+    }
+}
+
+/// Entries applied at most as one run (and read ahead at most).
+const RUN_MAX: usize = 256;
+
+/// Stops the read-ahead task when the link is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

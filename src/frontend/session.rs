@@ -27,6 +27,7 @@ use crate::sql::local_infile::is_local_infile;
 use crate::sql::policy::{Context, Decision, decide};
 use crate::sql::prepare;
 use crate::sql::quote_ident;
+use crate::sql::session_track::UNSAFE_CLIENT_CHARSETS;
 
 /// Command bytes of the client/server protocol handled here.
 mod com {
@@ -54,6 +55,7 @@ mod local_infile;
 mod ops;
 mod prepared_sql;
 mod replicated;
+mod routines;
 mod session_track;
 mod statements;
 mod status;
@@ -421,7 +423,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     async fn run_query(&mut self, sql: &[u8]) -> Result<(), End> {
         let started = std::time::Instant::now();
         let text = String::from_utf8_lossy(sql);
-        let classified = plain_select(&text).unwrap_or_else(|| classify(&text));
+        let classified = match plain_select(&text) {
+            Some(read) => read,
+            None => self.classify(&text).await,
+        };
         if let Some(refusal) = self.refusal(&text, &classified) {
             info!(
                 user = %self.login.user,
@@ -454,6 +459,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         };
         self.count_statement(classified.class(), outcome, started);
         ran
+    }
+
+    /// The full classification of `text`, each `CALL` judged by the procedure it runs.
+    async fn classify(&mut self, text: &str) -> Classified {
+        let mut classified = classify(text);
+        self.judge_calls(text, &mut classified).await;
+        classified
     }
 
     /// Who asks, on which node: the policy's input besides the statement.
@@ -513,10 +525,30 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                  so a packet may hold only one statement",
             ));
         }
-        match decide(&self.policy_context(), classified.decisive()?) {
-            Decision::Execute | Decision::Forward => None,
-            Decision::Refuse(e) => Some(e),
+        // The decisive statement speaks first (its refusal is the one a client expects), but
+        // every statement is judged: a packet's strictest class says nothing about where each
+        // one writes (`INSERT INTO t …; DELETE FROM myrelay.applied`), and a `USE` inside the
+        // packet moves the statements after it to another database.
+        let decisive = classified.decisive()?;
+        let mut db = self.db.as_deref();
+        let mut judged = Vec::with_capacity(classified.statements.len());
+        for stmt in &classified.statements {
+            judged.push((stmt, db));
+            if let Some(next) = &stmt.use_database {
+                db = Some(next.as_str());
+            }
         }
+        judged.sort_by_key(|(stmt, _)| !std::ptr::eq(*stmt, decisive));
+        judged.into_iter().find_map(|(stmt, db)| {
+            let ctx = Context {
+                current_db: db,
+                ..self.policy_context()
+            };
+            match decide(&ctx, stmt) {
+                Decision::Execute | Decision::Forward => None,
+                Decision::Refuse(e) => Some(e),
+            }
+        })
     }
 
     /// Relays `sql` to the backend while watching the client: a client that hangs up mid-query gets
@@ -604,7 +636,16 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let mut conn = backend.acquire(found_rows).await?;
         if self.login.collation != BACKEND_COLLATION {
             let collation = Collation::from(CollationId::from(u16::from(self.login.collation)));
-            if collation.id() != CollationId::UNKNOWN_COLLATION_ID {
+            // A client charset the node cannot lex safely is treated as the server treats one
+            // it does not support: the session keeps the default (see UNSAFE_CLIENT_CHARSETS).
+            let unsafe_charset = UNSAFE_CLIENT_CHARSETS.contains(&collation.charset());
+            if unsafe_charset {
+                warn!(
+                    charset = collation.charset(),
+                    "client asked for a character set the node does not serve; keeping utf8mb4"
+                );
+            }
+            if collation.id() != CollationId::UNKNOWN_COLLATION_ID && !unsafe_charset {
                 let set = format!(
                     "SET NAMES {} COLLATE {}",
                     collation.charset(),

@@ -199,7 +199,7 @@ fn classify_piece(piece: &Piece, ctx: Ctx) -> Statement {
 
 /// Splits a stored-program body into the statements it may run: at `;` and
 /// after the words that introduce a statement (`BEGIN`, `THEN`, `DO`, …).
-fn body_statements(tokens: &[lexer::Token]) -> Vec<&[lexer::Token]> {
+pub(super) fn body_statements(tokens: &[lexer::Token]) -> Vec<&[lexer::Token]> {
     const STARTERS: &[&str] = &["BEGIN", "ATOMIC", "THEN", "ELSE", "DO", "LOOP", "REPEAT"];
     let mut out = Vec::new();
     let mut start = 0;

@@ -10,6 +10,7 @@
 
 use super::classify::{StatementClass, nested_class};
 use super::lexer::{Token, TokenKind};
+use super::session_track::sets_unsafe_client_charset;
 
 use StatementClass::{Admin, Ddl, Read, Session, Transaction, Write};
 
@@ -372,7 +373,8 @@ fn set_statement(text: &str, t: &[Token], ctx: Ctx) -> Head {
                 } else if tok.is_punct(')') {
                     depth = depth.saturating_sub(1);
                 } else if depth == 0 && tok.is_word("FOR") {
-                    let vars = assignments_class(t.get(2..i).unwrap_or_default());
+                    let vars = assignments_class(t.get(2..i).unwrap_or_default())
+                        .max(client_charset_class(t.get(2..i).unwrap_or_default()));
                     let inner = nested(rest_text(text, t, i + 1), ctx);
                     return head(Session.max(vars).max(inner), "SET STATEMENT", t.len());
                 }
@@ -388,8 +390,23 @@ fn set_statement(text: &str, t: &[Token], ctx: Ctx) -> Head {
                 "TRANSACTION" => "SET TRANSACTION",
                 _ => "SET",
             };
-            head(assignments_class(t.get(1..).unwrap_or_default()), verb, 1)
+            let list = t.get(1..).unwrap_or_default();
+            head(
+                assignments_class(list).max(client_charset_class(list)),
+                verb,
+                1,
+            )
         }
+    }
+}
+
+/// Admin when the list makes the server read the client's text in a way the node's lexer does
+/// not (see [`sets_unsafe_client_charset`]); only admins, who may run DDL anyway, may do that.
+fn client_charset_class(list: &[Token]) -> StatementClass {
+    if sets_unsafe_client_charset(list) {
+        Admin
+    } else {
+        Session
     }
 }
 

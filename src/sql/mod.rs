@@ -8,6 +8,7 @@ pub mod lexer;
 pub mod local_infile;
 pub mod policy;
 pub mod prepare;
+pub mod routine;
 pub mod session_track;
 
 /// The upper-cased words of a packet, a trailing `;` dropped: enough to recognise the few fixed

@@ -45,6 +45,45 @@ pub fn assigned(sql: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// Character sets whose multi-byte characters may end in the byte of `\\`, `` ` `` or `@`: a
+/// server reading the client's text in one of them sees quotes and identifiers end where a
+/// byte-wise lexer (the node's) does not, so a statement could read as a harmless `SELECT` here
+/// and run a `DROP` there.
+pub const UNSAFE_CLIENT_CHARSETS: [&str; 5] = ["big5", "cp932", "gbk", "sjis", "gb18030"];
+
+/// True when a `SET` list (the tokens after `SET`, or between `SET STATEMENT` and `FOR`) gives
+/// `character_set_client` a value the node cannot vouch for: a charset of
+/// [`UNSAFE_CLIENT_CHARSETS`], or anything but a plain name (a variable, an expression, a
+/// charset number), whose value the node cannot see.
+pub fn sets_unsafe_client_charset(list: &[Token]) -> bool {
+    assignments(list).into_iter().any(|a| {
+        if !target(a).contains(&"character_set_client") {
+            return false;
+        }
+        let value_at = if a.first().is_some_and(|k| k.is_word("CHARACTER")) {
+            2
+        } else if a.first().is_some_and(|k| k.is_word("NAMES") || k.is_word("CHARSET")) {
+            1
+        } else {
+            match a.iter().position(|k| k.is_punct('=')) {
+                Some(eq) => eq + 1,
+                None => return true,
+            }
+        };
+        let (Some(value), rest) = (a.get(value_at), a.get(value_at + 1..).unwrap_or_default())
+        else {
+            return true;
+        };
+        let plain_name = matches!(value.kind, TokenKind::Word | TokenKind::Str)
+            && value.text.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && (rest.is_empty() || rest.first().is_some_and(|k| k.is_word("COLLATE")));
+        !plain_name
+            || UNSAFE_CLIENT_CHARSETS
+                .iter()
+                .any(|c| value.text.eq_ignore_ascii_case(c))
+    })
+}
+
 /// The assignments of a `SET` list, split on top-level commas.
 fn assignments(t: &[Token]) -> Vec<&[Token]> {
     let mut out = Vec::new();
@@ -81,10 +120,16 @@ fn target(a: &[Token]) -> Vec<&'static str> {
             if var.len() == first.text.len() || var.starts_with("GLOBAL.") {
                 return Vec::new(); // a user variable, or global scope
             }
-            var.trim_start_matches("SESSION.")
-                .trim_start_matches("LOCAL.")
-                .to_string()
+            let var = var
+                .trim_start_matches("SESSION.")
+                .trim_start_matches("LOCAL.");
+            match (var, a.get(1)) {
+                // `@@session.`name``: the name is the quoted identifier that follows.
+                ("", Some(next)) if next.kind == TokenKind::QuotedIdent => next.text.clone(),
+                _ => var.to_string(),
+            }
         }
+        TokenKind::QuotedIdent => first.text.clone(),
         TokenKind::Word if first.is_word("SESSION") || first.is_word("LOCAL") => match word(1) {
             Some(w) => w.text.clone(),
             None => return Vec::new(),

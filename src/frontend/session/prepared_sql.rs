@@ -56,7 +56,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 let Some(text) = self.source_text(&source).await else {
                     return as_sent();
                 };
-                let classified = classify(&text);
+                let classified = self.classify(&text).await;
                 if let Some(refusal) = self.refusal(&text, &classified) {
                     self.refuse(&text, &classified, &refusal);
                     return Ok(Plan::Done);
@@ -90,7 +90,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 let Some(text) = self.source_text(&source).await else {
                     return as_sent();
                 };
-                let classified = classify(&text);
+                let classified = self.classify(&text).await;
                 if let Some(refusal) = self.refusal(&text, &classified) {
                     self.refuse(&text, &classified, &refusal);
                     return Ok(Plan::Done);

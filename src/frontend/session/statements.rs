@@ -78,7 +78,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// COM_STMT_PREPARE.
     pub(super) async fn prepare(&mut self, sql: &[u8]) -> Result<(), End> {
         let sql = String::from_utf8_lossy(sql).into_owned();
-        let classified = classify(&sql);
+        let classified = self.classify(&sql).await;
         if let Some(refusal) = self.statement_refusal(&classified) {
             info!(user = %self.login.user, code = refusal.code, reason = %refusal.message, "refused prepare");
             self.refuse(&sql, &classified, &refusal);

@@ -1,0 +1,72 @@
+//! A `CALL` judged by the body of the procedure it calls, read from the node's own backend: a
+//! procedure runs with its definer's rights, so `CALL p()` is DDL when `p` drops a table.
+
+use mysql_async::prelude::Queryable;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::debug;
+
+use super::Session;
+use crate::sql::classify::{Classified, StatementClass};
+use crate::sql::routine::{body_class, called};
+
+/// Procedures looked up for one statement at most (nested calls included); past that the call
+/// is Admin, so that a chain of procedures cannot make the node query without end.
+const MAX_LOOKUPS: usize = 16;
+
+const BODY_SQL: &str = "SELECT ROUTINE_DEFINITION FROM information_schema.ROUTINES \
+     WHERE ROUTINE_TYPE = 'PROCEDURE' AND ROUTINE_SCHEMA = COALESCE(?, DATABASE()) \
+     AND ROUTINE_NAME = ?";
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+    /// Raises every `CALL` statement of `classified` (the packet `text`) to the class of the
+    /// bodies it runs, nested calls included. A procedure the backend does not have leaves the
+    /// `CALL` a write: the backend refuses it anyway.
+    pub(super) async fn judge_calls(&mut self, text: &str, classified: &mut Classified) {
+        if !classified.statements.iter().any(|s| s.verb == "CALL") {
+            return;
+        }
+        let mut queue = called(text);
+        let mut seen: Vec<String> = Vec::new();
+        let mut class = StatementClass::Write;
+        while let Some(name) = queue.pop() {
+            if seen.contains(&name) {
+                continue;
+            }
+            if seen.len() == MAX_LOOKUPS {
+                class = StatementClass::Admin;
+                break;
+            }
+            seen.push(name.clone());
+            let Some(body) = self.procedure_body(&name).await else {
+                continue;
+            };
+            class = class.max(body_class(&body));
+            queue.extend(called(&body));
+        }
+        debug!(procedures = ?seen, class = class.as_str(), "judged CALL by its bodies");
+        for stmt in classified
+            .statements
+            .iter_mut()
+            .filter(|s| s.verb == "CALL")
+        {
+            stmt.class = stmt.class.max(class);
+        }
+    }
+
+    /// The body of procedure `name` (`p` in the current database, or `db.p`) on the backend.
+    async fn procedure_body(&mut self, name: &str) -> Option<String> {
+        if self.ensure_conn().await.is_err() {
+            return None;
+        }
+        let (db, proc) = match name.split_once('.') {
+            Some((db, proc)) => (Some(db.to_string()), proc.to_string()),
+            None => (None, name.to_string()),
+        };
+        let conn = self.conn.as_mut()?;
+        conn.exec_first::<Option<String>, _, _>(BODY_SQL, (db, proc))
+            .await
+            .ok()
+            .flatten()
+            .flatten()
+    }
+}

@@ -1,0 +1,106 @@
+//! `CALL` runs a stored procedure's body with its definer's rights, so a `CALL` is only as
+//! harmless as that body. The node reads the body from its backend (see the session) and judges
+//! it here, statement by statement, as it judges a `CREATE PROCEDURE`.
+
+use super::classify::{StatementClass, body_statements};
+use super::keywords::{self, Ctx, anywhere_class};
+use super::lexer::{self, TokenKind};
+
+/// Procedures the packet `sql` calls, as written (`p` or `db.p`, unquoted), in order, each once.
+/// Both ways of lexing strings are looked at, so a `CALL` that one of them hides in a string is
+/// still found.
+pub fn called(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for escapes in [true, false] {
+        let (text, tokens) = lexer::lex(sql, escapes);
+        for (i, tok) in tokens.iter().enumerate() {
+            if !tok.is_word("CALL") {
+                continue;
+            }
+            let name_at = |j: usize| {
+                tokens
+                    .get(j)
+                    .filter(|t| matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent))
+                    .map(|t| match t.kind {
+                        TokenKind::Word => text.get(t.start..t.end).unwrap_or(&t.text).to_string(),
+                        _ => t.text.clone(),
+                    })
+            };
+            let Some(first) = name_at(i + 1) else {
+                continue;
+            };
+            let dotted = tokens.get(i + 2).is_some_and(|t| t.is_punct('.'));
+            let name = match name_at(i + 3).filter(|_| dotted) {
+                Some(second) => format!("{first}.{second}"),
+                None => first,
+            };
+            keywords::push_unique(&mut out, name);
+        }
+    }
+    out
+}
+
+/// The class of what a procedure body (information_schema's `ROUTINE_DEFINITION`: `BEGIN … END`
+/// or one statement) may run, at least Write (a `CALL` is judged a write). Lines the keyword
+/// rules do not know as statements (`DECLARE … HANDLER FOR DROP …`, `IF … THEN`) still count by
+/// their dangerous keywords. The procedures it calls in turn are the caller's to look up.
+pub fn body_class(body: &str) -> StatementClass {
+    let mut class = StatementClass::Write;
+    for backslash_escapes in [true, false] {
+        let ctx = Ctx {
+            backslash_escapes,
+            depth: 0,
+        };
+        let (text, tokens) = lexer::lex(body, backslash_escapes);
+        for inner in body_statements(&tokens) {
+            let v = keywords::classify_tokens(&text, inner, ctx);
+            class = class.max(if v.known {
+                v.class
+            } else {
+                anywhere_class(inner)
+            });
+            if v.use_database.is_some() {
+                // USE is not allowed in a procedure: the body was split wrongly.
+                class = StatementClass::Admin;
+            }
+        }
+    }
+    class
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use StatementClass::*;
+
+    #[test]
+    fn finds_called_procedures() {
+        assert_eq!(called("CALL p()"), vec!["p"]);
+        assert_eq!(called("call `my db`.`p q`(1); CALL d.p2"), vec!["my db.p q", "d.p2"]);
+        assert_eq!(called("SELECT 'CALL x()'"), Vec::<String>::new());
+        // Hidden from one lexing of strings but not the other: found.
+        assert_eq!(called("SELECT 'a\\'; CALL p(); -- '"), vec!["p"]);
+    }
+
+    #[test]
+    fn judges_bodies_by_their_strictest_statement() {
+        for (body, expected) in [
+            ("BEGIN INSERT INTO t VALUES (1); END", Write),
+            ("UPDATE t SET a = 1", Write),
+            ("BEGIN SELECT 1; END", Write),
+            ("BEGIN DROP TABLE t; END", Ddl),
+            ("DROP TABLE t", Ddl),
+            ("BEGIN IF 1 THEN CREATE TABLE x (a INT); END IF; END", Ddl),
+            (
+                "BEGIN DECLARE CONTINUE HANDLER FOR SQLEXCEPTION DROP TABLE t; SELECT 1; END",
+                Ddl,
+            ),
+            ("BEGIN SET GLOBAL max_connections = 1; END", Admin),
+            ("BEGIN PREPARE s FROM @q; EXECUTE s; END", Admin),
+            ("BEGIN PREPARE s FROM 'TRUNCATE t'; EXECUTE s; END", Ddl),
+            ("BEGIN GRANT ALL ON *.* TO x; END", Admin),
+        ] {
+            assert_eq!(body_class(body), expected, "{body}");
+        }
+    }
+}

@@ -133,6 +133,37 @@ pub struct Limits {
     /// How long a shutdown (SIGTERM) waits for running statements and open transactions, and
     /// then for slaves to catch up, before it closes what is left.
     pub shutdown_timeout: Duration,
+    /// Connections one proxy user may hold at once (0: no limit); beyond it error 1203.
+    pub max_connections_per_user: usize,
+    /// How long a client may take from connecting to being logged in; then it is dropped, so
+    /// that silent sockets cannot hold connection slots.
+    pub handshake_timeout: Duration,
+    /// A logged-in client that sends nothing for this long is disconnected, as MySQL's
+    /// `wait_timeout` does (an open transaction rolls back); `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Largest copy of a result the node holds in memory to answer from it later (a replicated
+    /// write's `SHOW WARNINGS`); a larger one is not kept and the client is told so (1041).
+    pub max_buffered_result: usize,
+    /// Largest total of SQL (and `LOCAL INFILE` files) an open transaction on a replicating
+    /// master may log; the node holds it until COMMIT. A write past it gets error 1197.
+    pub max_transaction_log: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_allowed_packet: DEFAULT_MAX_ALLOWED_PACKET,
+            max_connections: 1000,
+            backend_pool_size: 200,
+            max_local_infile: 0,
+            shutdown_timeout: Duration::from_secs(30),
+            max_connections_per_user: 0,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(28800)),
+            max_buffered_result: 16 * 1024 * 1024,
+            max_transaction_log: 256 * 1024 * 1024,
+        }
+    }
 }
 
 /// Everything a node needs to run, resolved and checked.
@@ -282,6 +313,11 @@ struct RawLimits {
     backend_pool_size: Option<usize>,
     max_local_infile: Option<usize>,
     shutdown_timeout_secs: Option<u64>,
+    max_connections_per_user: Option<usize>,
+    handshake_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_buffered_result: Option<usize>,
+    max_transaction_log: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -429,20 +465,55 @@ impl NodeConfig {
             Some(v) => Ok(v),
             None => Ok(default),
         };
+        let d = Limits::default();
+        let l = &raw.limits;
+        let secs = |key: &str, v: Option<u64>, default: Duration| {
+            positive(key, v.map(|s| s as usize), default.as_secs() as usize)
+                .map(|s| Duration::from_secs(s as u64))
+        };
         let limits = Limits {
             max_allowed_packet: positive(
                 "limits.max_allowed_packet",
-                raw.limits.max_allowed_packet,
-                DEFAULT_MAX_ALLOWED_PACKET,
+                l.max_allowed_packet,
+                d.max_allowed_packet,
             )?,
-            max_connections: positive("limits.max_connections", raw.limits.max_connections, 1000)?,
+            max_connections: positive(
+                "limits.max_connections",
+                l.max_connections,
+                d.max_connections,
+            )?,
             backend_pool_size: positive(
                 "limits.backend_pool_size",
-                raw.limits.backend_pool_size,
-                200,
+                l.backend_pool_size,
+                d.backend_pool_size,
             )?,
-            max_local_infile: raw.limits.max_local_infile.unwrap_or(0),
-            shutdown_timeout: Duration::from_secs(raw.limits.shutdown_timeout_secs.unwrap_or(30)),
+            max_local_infile: l.max_local_infile.unwrap_or(d.max_local_infile),
+            shutdown_timeout: l
+                .shutdown_timeout_secs
+                .map_or(d.shutdown_timeout, Duration::from_secs),
+            max_connections_per_user: l
+                .max_connections_per_user
+                .unwrap_or(d.max_connections_per_user),
+            handshake_timeout: secs(
+                "limits.handshake_timeout_secs",
+                l.handshake_timeout_secs,
+                d.handshake_timeout,
+            )?,
+            idle_timeout: match l.idle_timeout_secs {
+                Some(0) => None,
+                Some(s) => Some(Duration::from_secs(s)),
+                None => d.idle_timeout,
+            },
+            max_buffered_result: positive(
+                "limits.max_buffered_result",
+                l.max_buffered_result,
+                d.max_buffered_result,
+            )?,
+            max_transaction_log: positive(
+                "limits.max_transaction_log",
+                l.max_transaction_log,
+                d.max_transaction_log,
+            )?,
         };
         let replication = match raw.replication {
             None => None,

@@ -15,7 +15,7 @@ use mysql_async::prelude::Queryable;
 
 use crate::backend::launcher::{BackendSpec, LaunchError, ThrowawayServer};
 use crate::config::{
-    Admin, DEFAULT_MAX_ALLOWED_PACKET, Limits, NodeConfig, NodeRole, Replication, User, UserRole,
+    Admin, Limits, NodeConfig, NodeRole, Replication, User, UserRole,
 };
 use crate::node::{self, NodeHandle};
 
@@ -179,11 +179,8 @@ impl Demo {
                 cluster_secret: std::env::var("CLUSTER_SECRET").ok(),
                 users: users.clone(),
                 limits: Limits {
-                    max_allowed_packet: DEFAULT_MAX_ALLOWED_PACKET,
                     max_connections: opts.max_connections,
-                    backend_pool_size: 200,
-                    max_local_infile: 0,
-                    shutdown_timeout: std::time::Duration::from_secs(30),
+                    ..Limits::default()
                 },
                 replication: Some(Replication {
                     listen: (i == 0).then(|| SocketAddr::from(([127, 0, 0, 1], 0))),

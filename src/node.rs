@@ -3,10 +3,10 @@
 //! Like mini-redis's server: a semaphore bounds concurrent clients, accept errors back off instead
 //! of spinning, and a watch channel tells the loop to stop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -50,6 +50,49 @@ pub struct NodeShared {
     users: RwLock<Arc<BTreeMap<String, User>>>,
     /// Counters for `/metrics`, `/api/status` and the console.
     pub metrics: Metrics,
+    /// Logged-in connections per proxy user, for `limits.max_connections_per_user`.
+    per_user: Mutex<HashMap<String, usize>>,
+}
+
+/// One of a user's connection slots; given back when dropped.
+struct UserSlot {
+    shared: Arc<NodeShared>,
+    user: String,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .shared
+            .per_user
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(n) = counts.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.user);
+            }
+        }
+    }
+}
+
+/// Takes a connection slot of `user`, unless the user already holds
+/// `limits.max_connections_per_user` of them.
+fn user_slot(shared: &Arc<NodeShared>, user: &str) -> Option<UserSlot> {
+    let limit = shared.config.limits.max_connections_per_user;
+    let mut counts = shared
+        .per_user
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let n = counts.entry(user.to_string()).or_default();
+    if limit > 0 && *n >= limit {
+        return None;
+    }
+    *n += 1;
+    Some(UserSlot {
+        shared: shared.clone(),
+        user: user.to_string(),
+    })
 }
 
 /// What a reload changed.
@@ -273,6 +316,7 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         draining: watch::channel(false).0,
         users,
         metrics: Metrics::default(),
+        per_user: Mutex::default(),
     });
     let (admin_addr, admin) = match shared.config.admin.clone() {
         Some(admin) => {
@@ -376,16 +420,32 @@ async fn read_first_packet(socket: &mut TcpStream) -> std::io::Result<(Vec<u8>, 
     Ok((payload, header[3]))
 }
 
+/// Runs one step of a client's handshake unless `deadline` (`limits.handshake_timeout_secs` after
+/// it connected) passes first; `None` then, and the caller drops the connection.
+async fn in_time<T>(deadline: tokio::time::Instant, step: impl Future<Output = T>) -> Option<T> {
+    match tokio::time::timeout_at(deadline, step).await {
+        Ok(done) => Some(done),
+        Err(_) => {
+            info!("handshake timed out: dropping the client");
+            None
+        }
+    }
+}
+
 async fn serve_client(mut socket: TcpStream, peer: SocketAddr, id: u32, shared: Arc<NodeShared>) {
+    let deadline = tokio::time::Instant::now() + shared.config.limits.handshake_timeout;
     let mut offer = Offer::new(shared.tls.is_some());
     let mut greeting = PacketWriter::new(&mut socket);
     let payload = offer.greeting(id, &shared.server_version);
     greeting.packet(|b| b.extend_from_slice(&payload));
-    if greeting.flush().await.is_err() {
+    if !matches!(in_time(deadline, greeting.flush()).await, Some(Ok(_))) {
         return;
     }
     shared.metrics.sent(payload.len() + 4);
-    let (first, seq) = match read_first_packet(&mut socket).await {
+    let Some(first) = in_time(deadline, read_first_packet(&mut socket)).await else {
+        return;
+    };
+    let (first, seq) = match first {
         Ok(p) => {
             shared.metrics.received(p.0.len() + 4);
             p
@@ -401,13 +461,24 @@ async fn serve_client(mut socket: TcpStream, peer: SocketAddr, id: u32, shared: 
         let (read, write) = (shared.metrics.counted(read), shared.metrics.counted(write));
         let reader = PacketReader::new(read, max);
         let replies = Replies::new(PacketWriter::new(write), Default::default());
-        return login_and_serve(reader, replies, first, seq, offer, peer, shared).await;
+        let hello = Hello {
+            response: first,
+            seq,
+            offer,
+            peer,
+            deadline,
+        };
+        return login_and_serve(reader, replies, hello, shared).await;
     }
     let Some(acceptor) = shared.tls.clone() else {
         info!("client asked for TLS, which this node does not offer");
         return;
     };
-    let stream = match acceptor.accept(shared.metrics.counted(socket)).await {
+    let Some(accepted) = in_time(deadline, acceptor.accept(shared.metrics.counted(socket))).await
+    else {
+        return;
+    };
+    let stream = match accepted {
         Ok(s) => s,
         Err(e) => {
             info!(error = %e, "TLS handshake failed");
@@ -418,7 +489,10 @@ async fn serve_client(mut socket: TcpStream, peer: SocketAddr, id: u32, shared: 
     let (read, write) = tokio::io::split(stream);
     let mut reader = PacketReader::new(read, max);
     let replies = Replies::new(PacketWriter::new(write), Default::default());
-    let (response, seq) = match reader.read(seq.wrapping_add(1)).await {
+    let Some(read) = in_time(deadline, reader.read(seq.wrapping_add(1))).await else {
+        return;
+    };
+    let (response, seq) = match read {
         Ok(Some(p)) => p,
         Ok(None) => return,
         Err(e) => {
@@ -426,33 +500,57 @@ async fn serve_client(mut socket: TcpStream, peer: SocketAddr, id: u32, shared: 
             return;
         }
     };
-    login_and_serve(reader, replies, response, seq, offer, peer, shared).await;
+    let hello = Hello {
+        response,
+        seq,
+        offer,
+        peer,
+        deadline,
+    };
+    login_and_serve(reader, replies, hello, shared).await;
+}
+
+/// A client's handshake response and what it answers.
+struct Hello {
+    response: Vec<u8>,
+    seq: u8,
+    offer: Offer,
+    peer: SocketAddr,
+    /// When the handshake must be over.
+    deadline: tokio::time::Instant,
 }
 
 /// Authenticates the handshake response and, once logged in, serves the session.
 async fn login_and_serve<R, W>(
     mut reader: PacketReader<R>,
     mut replies: Replies<W>,
-    response: Vec<u8>,
-    seq: u8,
-    offer: Offer,
-    peer: SocketAddr,
+    hello: Hello,
     shared: Arc<NodeShared>,
 ) where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
-    let login = match authenticate(
+    let Hello {
+        response,
+        seq,
+        offer,
+        peer,
+        deadline,
+    } = hello;
+    let users = shared.users();
+    let authenticated = authenticate(
         &mut reader,
         &mut replies,
         response,
         seq,
         &offer,
-        &shared.users(),
+        &users,
         peer.ip(),
-    )
-    .await
-    {
+    );
+    let Some(authenticated) = in_time(deadline, authenticated).await else {
+        return;
+    };
+    let login = match authenticated {
         Ok(login) => login,
         Err(HandshakeError::Denied(e)) => {
             info!(error = %e, "authentication failed");
@@ -462,6 +560,22 @@ async fn login_and_serve<R, W>(
             info!(error = %e, "handshake failed");
             return;
         }
+    };
+    let Some(_slot) = user_slot(&shared, &login.user) else {
+        let limit = shared.config.limits.max_connections_per_user;
+        warn!(user = %login.user, limit, "refusing client: max_connections_per_user reached");
+        replies.out.set_seq(login.next_seq);
+        replies.error(&ErrorReply::new(
+            1203,
+            "42000",
+            format!(
+                "User {} already has more than 'max_user_connections' active connections: \
+                 node '{}' allows {limit} per user (limits.max_connections_per_user)",
+                login.user, shared.config.name
+            ),
+        ));
+        let _ = replies.out.shutdown().await;
+        return;
     };
     info!(user = %login.user, role = login.role.as_str(), tls = offer.tls, "client connected");
     shared.clients.fetch_add(1, Ordering::Relaxed);

@@ -63,6 +63,14 @@ mod warnings;
 
 use status::is_status_query;
 
+/// Resolves after `idle` (never when `None`): the idle timeout of a session between commands.
+async fn idle_for(idle: Option<Duration>) {
+    match idle {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Why a session ended.
 #[derive(Debug)]
 pub enum End {
@@ -168,8 +176,27 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             // A clean shutdown ends a session between statements, never inside a transaction.
             let node = self.node.clone();
             let busy = self.holds_transaction();
+            let idle = self.node.config.limits.idle_timeout;
             let next = tokio::select! {
                 read = self.reader.read(0) => read,
+                () = idle_for(idle) => {
+                    // As MySQL's wait_timeout: inside a transaction too, which then rolls back,
+                    // so an abandoned client cannot hold its locks and backend connection.
+                    info!(idle_secs = idle.map_or(0, |d| d.as_secs()), "disconnecting idle client");
+                    self.replies.out.set_seq(1);
+                    self.replies.error(&ErrorReply::new(
+                        4031,
+                        "HY000",
+                        format!(
+                            "The client was disconnected by the server because of inactivity: node '{}' \
+                             closes connections idle for {} s (limits.idle_timeout_secs)",
+                            node.config.name,
+                            idle.map_or(0, |d| d.as_secs())
+                        ),
+                    ));
+                    let _ = self.replies.out.flush().await;
+                    return End::Quit;
+                }
                 () = node.drained(), if !busy => {
                     // Queued as the answer to the client's next command (sequence id 1), which
                     // it then reads instead of a bare disconnect; a moment is left for that

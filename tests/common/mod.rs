@@ -145,6 +145,7 @@ pub fn node_config(name: &str, role: NodeRole, backend: SocketAddr) -> NodeConfi
             backend_pool_size: 50,
             max_local_infile: 0,
             shutdown_timeout: std::time::Duration::from_secs(30),
+            ..Limits::default()
         },
         replication: None,
         tls: None,

@@ -143,6 +143,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if !self.conn_or_reply().await {
             return Ok(());
         }
+        if let Some(refusal) = self.transaction_log_full(text) {
+            self.replies.error(&refusal);
+            return Ok(());
+        }
         let wrap = !self.in_transaction();
         let timestamp = timestamp_now();
         let last_insert_id = if text.to_ascii_uppercase().contains("LAST_INSERT_ID") {
@@ -237,6 +241,34 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             self.status &= !IN_TRANS;
         }
         Ok(())
+    }
+
+    /// The error for a write that would take the open transaction's log past
+    /// `limits.max_transaction_log`: the node holds it in memory until COMMIT. Checked before
+    /// the write runs, so that nothing runs that is not logged.
+    fn transaction_log_full(&self, text: &str) -> Option<ErrorReply> {
+        let held: usize = self
+            .pending
+            .iter()
+            .map(|s| s.sql.len() + s.infile.as_ref().map_or(0, String::len))
+            .sum();
+        // A LOCAL INFILE file is logged in hex.
+        let adding = text.len() + self.infile.as_ref().map_or(0, |f| 2 * f.len());
+        let limit = self.node.config.limits.max_transaction_log;
+        (held + adding > limit).then(|| {
+            ErrorReply::new(
+                1197,
+                "HY000",
+                format!(
+                    "Multi-statement transaction required more than 'max_binlog_cache_size' bytes \
+                     of storage: node '{}' holds a transaction's writes in memory until COMMIT, at \
+                     most {limit} bytes (limits.max_transaction_log), and this one would need {}; \
+                     the statement did not run",
+                    self.node.config.name,
+                    held + adding
+                ),
+            )
+        })
     }
 
     /// DDL: runs under the commit turn and is logged once it succeeded. MariaDB's DDL is not

@@ -12,11 +12,26 @@ use mysql_async::{Column, Row};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
+use crate::frontend::reply::ErrorReply;
+use tracing::warn;
 
 /// The result of `SHOW WARNINGS` as the backend gave it.
 pub(super) struct Kept {
     columns: Vec<Column>,
     rows: Vec<Row>,
+    /// Set when the copy would have passed `limits.max_buffered_result` (its size so far): the
+    /// rows were not kept, and the client's `SHOW WARNINGS` is told why.
+    too_large: Option<usize>,
+}
+
+/// Roughly what a row costs to hold: its values' bytes.
+fn row_bytes(row: &Row) -> usize {
+    (0..row.len())
+        .map(|i| match row.as_ref(i) {
+            Some(mysql_async::Value::Bytes(b)) => b.len() + 8,
+            _ => 8,
+        })
+        .sum()
 }
 
 /// Which diagnostics statement `sql` is, if it is one the node can answer from a kept copy.
@@ -54,13 +69,47 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return;
         };
         let columns = result.columns().map(|c| c.to_vec()).unwrap_or_default();
-        if let Ok(rows) = result.collect::<Row>().await {
-            self.warnings = Some(Kept { columns, rows });
+        let limit = self.node.config.limits.max_buffered_result;
+        let (mut rows, mut bytes) = (Vec::new(), 0);
+        loop {
+            match result.next().await {
+                Ok(Some(row)) => {
+                    bytes += row_bytes(&row);
+                    if bytes <= limit {
+                        rows.push(row);
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
         }
+        let too_large = (bytes > limit).then(|| {
+            warn!(bytes, limit, "warnings not kept: larger than limits.max_buffered_result");
+            rows.clear();
+            bytes
+        });
+        self.warnings = Some(Kept {
+            columns,
+            rows,
+            too_large,
+        });
     }
 
     /// Answers `which` from the kept copy.
     pub(super) fn show_kept(&mut self, kept: Kept, which: Diagnostics) {
+        if let Some(bytes) = kept.too_large {
+            self.replies.error(&ErrorReply::new(
+                1041,
+                "HY000",
+                format!(
+                    "Out of resources: node '{}' did not keep the last statement's diagnostics \
+                     ({bytes} bytes or more), which it must hold in memory past its own bookkeeping \
+                     statements; limits.max_buffered_result is {} bytes",
+                    self.node.config.name, self.node.config.limits.max_buffered_result
+                ),
+            ));
+            return;
+        }
         self.replies.columns(&kept.columns, self.status);
         for row in &kept.rows {
             let values: Vec<_> = (0..row.len()).map(|i| row.as_ref(i).cloned()).collect();

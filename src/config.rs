@@ -258,6 +258,20 @@ pub struct Replication {
     pub fsync: bool,
     /// Shared secret both sides prove they know (`CLUSTER_SECRET`).
     pub secret: String,
+    /// Mutual TLS on the channel, when configured (`tls_cert`, `tls_key`, `tls_ca`).
+    pub tls: Option<ReplicationTls>,
+}
+
+/// The cluster's certificates for TLS on the replication channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicationTls {
+    /// This node's PEM certificate chain, signed by the cluster CA: the master serves it, a
+    /// slave presents it as its client certificate.
+    pub cert: PathBuf,
+    /// Its PEM private key.
+    pub key: PathBuf,
+    /// The cluster CA's PEM certificate, which must have signed the other side's.
+    pub ca: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -303,6 +317,9 @@ struct RawReplication {
     master: Option<String>,
     log_dir: Option<PathBuf>,
     durability: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -557,12 +574,25 @@ impl NodeConfig {
                         ));
                     }
                 };
+                let tls = match (r.tls_cert, r.tls_key, r.tls_ca) {
+                    (None, None, None) => None,
+                    (Some(cert), Some(key), Some(ca)) => Some(ReplicationTls { cert, key, ca }),
+                    _ => {
+                        return Err(invalid(
+                            "replication.tls_cert",
+                            "TLS on the replication channel needs all of tls_cert, tls_key and \
+                             tls_ca"
+                                .into(),
+                        ));
+                    }
+                };
                 Some(Replication {
                     listen,
                     master,
                     log_dir: r.log_dir,
                     fsync,
                     secret,
+                    tls,
                 })
             }
         };

@@ -188,6 +188,7 @@ impl Demo {
                     log_dir: (i == 0).then(|| log_dir.clone()),
                     fsync: true,
                     secret: secret.clone(),
+                    tls: None,
                 }),
                 tls: None,
                 admin: Some(Admin {

@@ -272,17 +272,37 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
                     Master::open(&dir, repl.fsync, &repl.secret).map_err(std::io::Error::other)?;
                 let m = Arc::new(m);
                 if let Some(listen) = repl.listen {
+                    let tls = match &repl.tls {
+                        Some(files) => Some(
+                            crate::replication::tls::acceptor(files)
+                                .map_err(std::io::Error::other)?,
+                        ),
+                        None => None,
+                    };
                     let l = TcpListener::bind(listen).await?;
                     replication_addr = Some(l.local_addr()?);
                     replication = Some(tokio::spawn(
-                        m.clone().serve(l, rx.clone()).instrument(span.clone()),
+                        m.clone().serve(l, tls, rx.clone()).instrument(span.clone()),
                     ));
                 }
                 master = Some(m);
             }
             NodeRole::Slave => {
                 if let Some(master_addr) = repl.master {
-                    let r = Replica::new(&config.name, master_addr, &repl.secret, backend.pool());
+                    let tls = match &repl.tls {
+                        Some(files) => Some(
+                            crate::replication::tls::connector(files)
+                                .map_err(std::io::Error::other)?,
+                        ),
+                        None => None,
+                    };
+                    let r = Replica::new(
+                        &config.name,
+                        master_addr,
+                        &repl.secret,
+                        backend.pool(),
+                        tls,
+                    );
                     replication = Some(tokio::spawn(
                         r.clone().run(rx.clone()).instrument(span.clone()),
                     ));

@@ -389,9 +389,11 @@ impl Master {
     }
 
     /// Accepts slaves on `listener` until `shutdown` fires.
+    /// With `tls`, a slave must first complete mutual TLS (see [`super::tls`]).
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {
@@ -408,12 +410,33 @@ impl Master {
             };
             let master = self.clone();
             let span = info_span!("slave_link", %peer);
-            tokio::spawn(async move { master.stream_to(socket, peer).await }.instrument(span));
+            let tls = tls.clone();
+            tokio::spawn(async move { master.link(socket, peer, tls).await }.instrument(span));
         }
     }
 
-    async fn stream_to(self: Arc<Self>, mut socket: TcpStream, peer: SocketAddr) {
+    /// One slave's link: TLS first when configured, then the channel's own authentication.
+    async fn link(
+        self: Arc<Self>,
+        socket: TcpStream,
+        peer: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) {
         let _ = socket.set_nodelay(true);
+        let Some(acceptor) = tls else {
+            return self.stream_to(socket, peer).await;
+        };
+        match tokio::time::timeout(AUTH_TIMEOUT, acceptor.accept(socket)).await {
+            Ok(Ok(stream)) => self.stream_to(stream, peer).await,
+            Ok(Err(e)) => warn!(%peer, error = %e, "refused replication peer: TLS"),
+            Err(_) => warn!(%peer, "refused replication peer: no TLS handshake in time"),
+        }
+    }
+
+    async fn stream_to<S>(self: Arc<Self>, mut socket: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    {
         let name = match channel::accept_slave(&mut socket, &self.secret, self.lsn(), AUTH_TIMEOUT)
             .await
         {
@@ -438,7 +461,7 @@ impl Master {
             s.last_report = Some(Instant::now());
             s.addr = Some(peer);
         });
-        let (mut reader, mut writer) = socket.into_split();
+        let (mut reader, mut writer) = tokio::io::split(socket);
         let reports = {
             let master = self.clone();
             let name = name.clone();

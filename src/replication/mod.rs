@@ -10,3 +10,4 @@ pub mod channel;
 pub mod log;
 pub mod master;
 pub mod slave;
+pub mod tls;

@@ -38,18 +38,28 @@ pub struct Replica {
     master: SocketAddr,
     secret: Vec<u8>,
     pool: Pool,
+    /// TLS to the master, when the channel is configured with it.
+    tls: Option<tokio_rustls::TlsConnector>,
     status: Mutex<SlaveStatus>,
     applied: watch::Sender<u64>,
 }
 
 impl Replica {
-    /// A replica of node `name` applying to `pool`'s backend.
-    pub fn new(name: &str, master: SocketAddr, secret: &str, pool: Pool) -> Arc<Replica> {
+    /// A replica of node `name` applying to `pool`'s backend; `tls` opens TLS to the master
+    /// before the channel's authentication.
+    pub fn new(
+        name: &str,
+        master: SocketAddr,
+        secret: &str,
+        pool: Pool,
+        tls: Option<tokio_rustls::TlsConnector>,
+    ) -> Arc<Replica> {
         Arc::new(Replica {
             name: name.to_string(),
             master,
             secret: secret.as_bytes().to_vec(),
             pool,
+            tls,
             status: Mutex::new(SlaveStatus::default()),
             applied: watch::channel(0).0,
         })
@@ -105,12 +115,33 @@ impl Replica {
 
     async fn follow(&self) -> Result<(), Stop> {
         let mut conn: Conn = self.pool.get_conn().await.map_err(retry)?;
-        let mut context: apply::AppliedContext = None;
         apply::prepare(&mut conn).await.map_err(retry)?;
-        let mut applied = apply::applied_lsn(&mut conn).await.map_err(retry)?;
+        let applied = apply::applied_lsn(&mut conn).await.map_err(retry)?;
         self.applied.send_replace(applied);
-        let mut socket = TcpStream::connect(self.master).await.map_err(retry)?;
+        let socket = TcpStream::connect(self.master).await.map_err(retry)?;
         let _ = socket.set_nodelay(true);
+        match &self.tls {
+            None => self.follow_on(socket, conn, applied).await,
+            Some(connector) => {
+                let tls = tokio::time::timeout(
+                    DEAD_AFTER,
+                    super::tls::connect(connector, self.master, socket),
+                )
+                .await
+                .map_err(|_| Stop::Retry("TLS handshake timed out".into()))?
+                .map_err(|e| Stop::Retry(format!("TLS: {e}")))?;
+                self.follow_on(tls, conn, applied).await
+            }
+        }
+    }
+
+    /// Authenticates on `socket` (TCP, or TLS over it), subscribes after `applied` and applies
+    /// what the master streams until the link fails.
+    async fn follow_on<S>(&self, mut socket: S, mut conn: Conn, mut applied: u64) -> Result<(), Stop>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut context: apply::AppliedContext = None;
         let master_lsn =
             channel::connect_to_master(&mut socket, &self.secret, &self.name, DEAD_AFTER)
                 .await
@@ -129,7 +160,7 @@ impl Replica {
             s.applied_lsn = applied;
             s.master_lsn = master_lsn;
         });
-        let (mut reader, mut writer) = socket.into_split();
+        let (mut reader, mut writer) = tokio::io::split(socket);
         // Messages are read ahead into a queue, so that whatever arrived while an entry was being
         // applied is applied next as one run (see `apply::apply_all`).
         let (queue, mut incoming) = mpsc::channel(RUN_MAX);

@@ -305,6 +305,7 @@ pub fn master_replication(log_dir: &std::path::Path) -> myrelay::config::Replica
         log_dir: Some(log_dir.to_path_buf()),
         fsync: true,
         secret: SECRET.into(),
+        tls: None,
     }
 }
 
@@ -316,6 +317,7 @@ pub fn slave_replication(master: SocketAddr, secret: &str) -> myrelay::config::R
         log_dir: None,
         fsync: true,
         secret: secret.into(),
+        tls: None,
     }
 }
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{ADMIN, APP, Cluster, TestNode, connect};
+use common::{ADMIN, APP, Cluster, TestNode, connect, read_packet, write_packet};
 use myrelay::config::NodeRole;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
@@ -15,7 +15,6 @@ use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthPlugin, HandshakePacket, HandshakeResponse};
 use mysql_common::proto::MySerialize;
 use mysql_common::scramble::scramble_native;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// How one attempt is sent.
@@ -457,22 +456,6 @@ async fn raw_login(node: &TestNode, collation: u8) -> TcpStream {
     let (_, ok) = read_packet(&mut s).await.expect("login answer");
     assert_eq!(ok.first(), Some(&0x00), "logged in: {ok:?}");
     s
-}
-
-async fn read_packet(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
-    let mut header = [0u8; 4];
-    s.read_exact(&mut header).await.ok()?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
-    let mut payload = vec![0u8; len];
-    s.read_exact(&mut payload).await.ok()?;
-    Some((header[3], payload))
-}
-
-async fn write_packet(s: &mut TcpStream, seq: u8, payload: &[u8]) {
-    let mut buf = (payload.len() as u32).to_le_bytes()[..3].to_vec();
-    buf.push(seq);
-    buf.extend_from_slice(payload);
-    s.write_all(&buf).await.expect("write");
 }
 
 /// The multi-byte trick: in GBK, `€` (E2 82 AC) followed by `\` reads as two characters, the

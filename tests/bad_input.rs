@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ADMIN, DB_PASS, DB_USER, TestNode, connect};
+use common::{ADMIN, DB_PASS, DB_USER, TestNode, connect, read_packet, write_packet};
 use myrelay::config::NodeRole;
 use mysql_async::prelude::Queryable;
 use mysql_common::constants::CapabilityFlags;
@@ -15,23 +15,6 @@ use mysql_common::proto::MySerialize;
 use mysql_common::scramble::scramble_native;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// Reads one packet: (sequence id, payload); None on EOF.
-async fn read_packet(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
-    let mut header = [0u8; 4];
-    s.read_exact(&mut header).await.ok()?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
-    let mut payload = vec![0u8; len];
-    s.read_exact(&mut payload).await.ok()?;
-    Some((header[3], payload))
-}
-
-async fn write_packet(s: &mut TcpStream, seq: u8, payload: &[u8]) {
-    let mut buf = (payload.len() as u32).to_le_bytes()[..3].to_vec();
-    buf.push(seq);
-    buf.extend_from_slice(payload);
-    s.write_all(&buf).await.expect("write");
-}
 
 /// True when the node closes the connection within a few seconds (after any final packets).
 async fn closed(s: &mut TcpStream) -> bool {

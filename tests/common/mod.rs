@@ -434,3 +434,23 @@ pub async fn fingerprint(node: &TestNode, db: &str) -> Vec<(String, Option<i64>,
     }
     out
 }
+
+/// Reads one raw MySQL packet from `s`: (sequence id, payload); None on EOF.
+pub async fn read_packet(s: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut header = [0u8; 4];
+    s.read_exact(&mut header).await.ok()?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).await.ok()?;
+    Some((header[3], payload))
+}
+
+/// Writes one raw MySQL packet with sequence id `seq`.
+pub async fn write_packet(s: &mut tokio::net::TcpStream, seq: u8, payload: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    let mut buf = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+    buf.push(seq);
+    buf.extend_from_slice(payload);
+    s.write_all(&buf).await.expect("write");
+}

@@ -163,6 +163,35 @@ fn cases(node: &TestNode) -> Vec<Case> {
             Expect::Harmless,
         ),
         steps(
+            "writes to a temporary table stay in the session",
+            &[
+                "CREATE TEMPORARY TABLE adv.tmp (a INT)",
+                "INSERT INTO adv.tmp VALUES (1)",
+                "INSERT INTO adv.tmp SELECT id FROM adv.t",
+                "UPDATE adv.tmp SET a = 2",
+                "DELETE FROM adv.tmp",
+                "DROP TEMPORARY TABLE adv.tmp",
+            ],
+            Expect::Harmless,
+        ),
+        steps(
+            "a write to a temporary table shadowing a real one",
+            &[
+                "CREATE TEMPORARY TABLE adv.t (id INT, v VARCHAR(20))",
+                "INSERT INTO adv.t VALUES (9, 'shadow')",
+                "DROP TEMPORARY TABLE adv.t",
+            ],
+            Expect::Harmless,
+        ),
+        steps(
+            "a write to a temporary and a real table at once",
+            &[
+                "CREATE TEMPORARY TABLE adv.tmp (a INT)",
+                "UPDATE adv.t, adv.tmp SET adv.t.v = 'x', adv.tmp.a = 1",
+            ],
+            Expect::Refused(1290, 1290),
+        ),
+        steps(
             "ALTER of a temporary table",
             &["CREATE TEMPORARY TABLE adv.tmp (a INT)", "ALTER TABLE adv.tmp ADD b INT"],
             DDL,
@@ -416,6 +445,11 @@ async fn every_attempt_is_refused_or_harmless() {
     let cluster = Cluster::start(1).await;
     run_cases(&cluster.slaves[0], ADMIN, true).await;
     run_cases(&cluster.master, APP, false).await;
+    // Nothing the attempts did stopped the slave's applier (a logged write to a table only the
+    // master's session had would have).
+    cluster.converge(std::time::Duration::from_secs(10)).await;
+    let replica = cluster.slaves[0].node.shared.replica.clone().expect("replica");
+    assert_eq!(replica.status().stopped, None);
     // A procedure that only reads is still a plain CALL for `app`.
     let mut conn = cluster.master.connect(APP).await;
     let count: Option<i64> = conn

@@ -58,6 +58,7 @@ mod replicated;
 mod routines;
 mod session_track;
 mod statements;
+mod temporary;
 mod status;
 mod warnings;
 
@@ -115,6 +116,8 @@ pub struct Session<R, W> {
     conn_epoch: u64,
     /// Set when the statement under way was refused (for the counters).
     refused: bool,
+    /// Set once the session created a temporary table: its writes are checked against them.
+    temporary: bool,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
@@ -145,6 +148,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             tracked: None,
             conn_epoch: 0,
             refused: false,
+            temporary: false,
         }
     }
 
@@ -465,6 +469,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             self.refuse(&text, &classified, &refusal);
             return Ok(());
         }
+        match self.temporary_write(&classified).await {
+            Some(temporary::TemporaryWrite::Refused(refusal)) => {
+                self.refuse(&text, &classified, &refusal);
+                return Ok(());
+            }
+            Some(temporary::TemporaryWrite::Local) => {
+                let ran = self.execute(sql).await.map(drop);
+                self.count_statement(classified.class(), Outcome::Executed, started);
+                return ran;
+            }
+            None => {}
+        }
+        self.note_temporary(&classified);
         debug!(class = classified.class().as_str(), "executing");
         self.forget_context(&classified);
         self.tracked = self.tracked(&text, &classified);

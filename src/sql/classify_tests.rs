@@ -235,6 +235,9 @@ pub(crate) const CASES: &[(&str, StatementClass)] = &[
     ("SET GLOBAL max_connections = 10", Admin),
     // A client charset whose multi-byte characters can end in `\\` or `` ` ``, or one the node
     // cannot see: the server would read the following text differently from the node.
+    ("SET @@global . max_connections = 1", Admin),
+    ("SET @@session . sql_log_bin = 0", Admin),
+    ("SET @@session . character_set_client = gbk", Admin),
     ("SET NAMES gbk", Admin),
     ("SET NAMES 'SJIS' COLLATE sjis_bin", Admin),
     ("SET CHARACTER SET big5", Admin),

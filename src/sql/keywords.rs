@@ -437,9 +437,20 @@ fn assignments_class(t: &[Token]) -> StatementClass {
                     at_item_start = false;
                 }
             },
+            // `@@session . name`: the server's grammar allows space around the dot.
+            TokenKind::Punct if tok.is_punct('.') => {}
             TokenKind::Var => {
                 let v = tok.text.as_str();
                 if let Some(sys) = v.strip_prefix("@@") {
+                    match sys {
+                        "GLOBAL" | "PERSIST" | "PERSIST_ONLY" => {
+                            class = class.max(Admin);
+                            continue;
+                        }
+                        // The name follows, after the dot.
+                        "SESSION" | "LOCAL" => continue,
+                        _ => {}
+                    }
                     let (scope, name) = sys.split_once('.').unwrap_or(("SESSION", sys));
                     if !matches!(scope, "SESSION" | "LOCAL") {
                         class = class.max(Admin);

@@ -120,12 +120,23 @@ fn target(a: &[Token]) -> Vec<&'static str> {
             if var.len() == first.text.len() || var.starts_with("GLOBAL.") {
                 return Vec::new(); // a user variable, or global scope
             }
+            if matches!(var, "GLOBAL" | "PERSIST" | "PERSIST_ONLY") {
+                return Vec::new(); // `@@global . name`
+            }
             let var = var
                 .trim_start_matches("SESSION.")
                 .trim_start_matches("LOCAL.");
-            match (var, a.get(1)) {
+            let named = |i: usize| {
+                a.get(i)
+                    .filter(|k| matches!(k.kind, TokenKind::Word | TokenKind::QuotedIdent))
+                    .map(|k| k.text.clone())
+            };
+            let spaced = a.get(1).is_some_and(|k| k.is_punct('.'));
+            match var {
                 // `@@session.`name``: the name is the quoted identifier that follows.
-                ("", Some(next)) if next.kind == TokenKind::QuotedIdent => next.text.clone(),
+                "" => named(1).unwrap_or_default(),
+                // `@@session . name`: the server's grammar allows space around the dot.
+                "SESSION" | "LOCAL" if spaced => named(2).unwrap_or_default(),
                 _ => var.to_string(),
             }
         }

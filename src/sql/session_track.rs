@@ -107,7 +107,6 @@ fn target(a: &[Token]) -> Vec<&'static str> {
     let Some(first) = a.first() else {
         return Vec::new();
     };
-    let word = |i: usize| a.get(i).filter(|k| k.kind == TokenKind::Word);
     if first.is_word("NAMES")
         || first.is_word("CHARSET")
         || (first.is_word("CHARACTER") && a.get(1).is_some_and(|k| k.is_word("SET")))
@@ -141,10 +140,12 @@ fn target(a: &[Token]) -> Vec<&'static str> {
             }
         }
         TokenKind::QuotedIdent => first.text.clone(),
-        TokenKind::Word if first.is_word("SESSION") || first.is_word("LOCAL") => match word(1) {
-            Some(w) => w.text.clone(),
-            None => return Vec::new(),
-        },
+        TokenKind::Word if first.is_word("SESSION") || first.is_word("LOCAL") => {
+            match a.get(1).filter(|k| matches!(k.kind, TokenKind::Word | TokenKind::QuotedIdent)) {
+                Some(w) => w.text.clone(),
+                None => return Vec::new(),
+            }
+        }
         TokenKind::Word if first.is_word("GLOBAL") => return Vec::new(),
         TokenKind::Word => first.text.clone(),
         _ => return Vec::new(),

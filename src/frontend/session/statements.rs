@@ -18,7 +18,7 @@ use super::{End, Session};
 use crate::backend::relay::relay_execute;
 use crate::frontend::prepared::{ParamType, decode_execute, inline, stmt_id};
 use crate::frontend::reply::{ErrorReply, OkInfo};
-use crate::sql::classify::{Classified, StatementClass, classify};
+use crate::sql::classify::{Classified, StatementClass};
 use crate::sql::policy::{Decision, decide};
 
 /// A statement the client prepared.

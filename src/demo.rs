@@ -14,9 +14,7 @@ use std::path::PathBuf;
 use mysql_async::prelude::Queryable;
 
 use crate::backend::launcher::{BackendSpec, LaunchError, ThrowawayServer};
-use crate::config::{
-    Admin, Limits, NodeConfig, NodeRole, Replication, User, UserRole,
-};
+use crate::config::{Admin, Limits, NodeConfig, NodeRole, Replication, User, UserRole};
 use crate::node::{self, NodeHandle};
 
 /// The demo schema, sent through the master node so that slaves receive it like any change.

@@ -296,13 +296,8 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
                         ),
                         None => None,
                     };
-                    let r = Replica::new(
-                        &config.name,
-                        master_addr,
-                        &repl.secret,
-                        backend.pool(),
-                        tls,
-                    );
+                    let r =
+                        Replica::new(&config.name, master_addr, &repl.secret, backend.pool(), tls);
                     replication = Some(tokio::spawn(
                         r.clone().run(rx.clone()).instrument(span.clone()),
                     ));

@@ -74,25 +74,69 @@ fn cases(node: &TestNode) -> Vec<Case> {
     let out = outfile(node);
     vec![
         // --- comments
-        query("block comment before DROP", "/* hi */ DROP TABLE adv.t", DDL),
+        query(
+            "block comment before DROP",
+            "/* hi */ DROP TABLE adv.t",
+            DDL,
+        ),
         query("comment inside DROP TABLE", "DROP/**/TABLE/**/adv.t", DDL),
         query("line comment then DROP", "-- hi\nDROP TABLE adv.t", DDL),
         query("hash comment then DROP", "# hi\nDROP TABLE adv.t", DDL),
-        query("DROP after a comment that looks closed", "SELECT '*/' /* x */; DROP TABLE adv.t", DDL),
-        query("double dash without a space is minus", "SELECT 5--1\n; DROP TABLE adv.t", DDL),
+        query(
+            "DROP after a comment that looks closed",
+            "SELECT '*/' /* x */; DROP TABLE adv.t",
+            DDL,
+        ),
+        query(
+            "double dash without a space is minus",
+            "SELECT 5--1\n; DROP TABLE adv.t",
+            DDL,
+        ),
         // --- executable comments
         query("executable comment", "/*! DROP TABLE adv.t */", DDL),
-        query("versioned executable comment", "/*!50000 DROP TABLE adv.t */", DDL),
-        query("MariaDB executable comment", "/*M!100100 DROP TABLE adv.t */", DDL),
+        query(
+            "versioned executable comment",
+            "/*!50000 DROP TABLE adv.t */",
+            DDL,
+        ),
+        query(
+            "MariaDB executable comment",
+            "/*M!100100 DROP TABLE adv.t */",
+            DDL,
+        ),
         query("six-digit version", "/*!100100 TRUNCATE adv.t */", DDL),
-        query("future version, still refused", "/*!99999 DROP TABLE adv.t */", DDL),
-        query("statement split inside an executable comment", "SELECT 1 /*! ; DROP TABLE adv.t */", DDL),
-        query("verb from an executable comment", "/*!DROP*/ TABLE adv.t", DDL),
-        query("GLOBAL from an executable comment", "SET /*!GLOBAL*/ max_connections = 3", DDL),
+        query(
+            "future version, still refused",
+            "/*!99999 DROP TABLE adv.t */",
+            DDL,
+        ),
+        query(
+            "statement split inside an executable comment",
+            "SELECT 1 /*! ; DROP TABLE adv.t */",
+            DDL,
+        ),
+        query(
+            "verb from an executable comment",
+            "/*!DROP*/ TABLE adv.t",
+            DDL,
+        ),
+        query(
+            "GLOBAL from an executable comment",
+            "SET /*!GLOBAL*/ max_connections = 3",
+            DDL,
+        ),
         // --- multi-statements
         query("read then DROP", "SELECT 1; DROP TABLE adv.t", DDL),
-        query("write then TRUNCATE", "INSERT INTO adv.t VALUES (50, 'x'); TRUNCATE adv.t", DDL),
-        query("session change then GRANT", "SET @a = 1; GRANT ALL ON *.* TO 'app'@'%'", DDL),
+        query(
+            "write then TRUNCATE",
+            "INSERT INTO adv.t VALUES (50, 'x'); TRUNCATE adv.t",
+            DDL,
+        ),
+        query(
+            "session change then GRANT",
+            "SET @a = 1; GRANT ALL ON *.* TO 'app'@'%'",
+            DDL,
+        ),
         // --- prepared statements
         Case {
             name: "binary prepare of DROP",
@@ -104,14 +148,26 @@ fn cases(node: &TestNode) -> Vec<Case> {
             send: Send::Prepare("CREATE TABLE adv.x SELECT * FROM adv.t".into()),
             expect: DDL,
         },
-        query("PREPARE from a literal", "PREPARE s FROM 'DROP TABLE adv.t'", DDL),
-        query("PREPARE from joined literals", "PREPARE s FROM 'DROP ' 'TABLE adv.t'", DDL),
+        query(
+            "PREPARE from a literal",
+            "PREPARE s FROM 'DROP TABLE adv.t'",
+            DDL,
+        ),
+        query(
+            "PREPARE from joined literals",
+            "PREPARE s FROM 'DROP ' 'TABLE adv.t'",
+            DDL,
+        ),
         steps(
             "PREPARE from a variable",
             &["SET @q = 'DROP TABLE adv.t'", "PREPARE s FROM @q"],
             DDL,
         ),
-        query("EXECUTE IMMEDIATE a literal", "EXECUTE IMMEDIATE 'DROP TABLE adv.t'", DDL),
+        query(
+            "EXECUTE IMMEDIATE a literal",
+            "EXECUTE IMMEDIATE 'DROP TABLE adv.t'",
+            DDL,
+        ),
         query(
             "EXECUTE IMMEDIATE an expression",
             "EXECUTE IMMEDIATE CONCAT('DROP TABLE ', 'adv.t')",
@@ -124,26 +180,61 @@ fn cases(node: &TestNode) -> Vec<Case> {
         ),
         steps(
             "re-PREPARE a harmless name as DROP",
-            &["PREPARE s FROM 'SELECT 1'", "PREPARE s FROM 'DROP TABLE adv.t'"],
+            &[
+                "PREPARE s FROM 'SELECT 1'",
+                "PREPARE s FROM 'DROP TABLE adv.t'",
+            ],
             DDL,
         ),
         // --- stored programs
-        query("CALL a procedure that drops a table", "CALL adv.drop_t()", DDL),
+        query(
+            "CALL a procedure that drops a table",
+            "CALL adv.drop_t()",
+            DDL,
+        ),
         steps("CALL it unqualified", &["USE adv", "CALL drop_t"], DDL),
         query("CALL a procedure that calls it", "CALL adv.nested()", DDL),
-        query("CALL a procedure whose handler drops", "CALL adv.handler_drop()", DDL),
-        query("CALL a procedure running dynamic SQL", "CALL adv.dynamic('DROP TABLE adv.t')", DDL),
-        query("CALL a procedure that sets a global", "CALL adv.set_global()", DDL),
-        query("compound statement", "BEGIN NOT ATOMIC DROP TABLE adv.t; END", DDL),
+        query(
+            "CALL a procedure whose handler drops",
+            "CALL adv.handler_drop()",
+            DDL,
+        ),
+        query(
+            "CALL a procedure running dynamic SQL",
+            "CALL adv.dynamic('DROP TABLE adv.t')",
+            DDL,
+        ),
+        query(
+            "CALL a procedure that sets a global",
+            "CALL adv.set_global()",
+            DDL,
+        ),
+        query(
+            "compound statement",
+            "BEGIN NOT ATOMIC DROP TABLE adv.t; END",
+            DDL,
+        ),
         query(
             "compound statement hiding DDL in IF",
             "BEGIN NOT ATOMIC IF 1 THEN DROP TABLE adv.t; END IF; END",
             DDL,
         ),
-        query("CREATE PROCEDURE", "CREATE PROCEDURE adv.p() DROP TABLE adv.t", DDL),
-        query("CREATE EVENT", "CREATE EVENT adv.e ON SCHEDULE EVERY 1 SECOND DO DROP TABLE adv.t", DDL),
+        query(
+            "CREATE PROCEDURE",
+            "CREATE PROCEDURE adv.p() DROP TABLE adv.t",
+            DDL,
+        ),
+        query(
+            "CREATE EVENT",
+            "CREATE EVENT adv.e ON SCHEDULE EVERY 1 SECOND DO DROP TABLE adv.t",
+            DDL,
+        ),
         // --- CREATE … SELECT, temporary tables, HANDLER
-        query("CREATE TABLE … SELECT", "CREATE TABLE adv.x SELECT * FROM adv.t", DDL),
+        query(
+            "CREATE TABLE … SELECT",
+            "CREATE TABLE adv.x SELECT * FROM adv.t",
+            DDL,
+        ),
         query("CREATE TABLE … LIKE", "CREATE TABLE adv.x LIKE adv.t", DDL),
         steps(
             "a temporary table is the session's own",
@@ -193,7 +284,10 @@ fn cases(node: &TestNode) -> Vec<Case> {
         ),
         steps(
             "ALTER of a temporary table",
-            &["CREATE TEMPORARY TABLE adv.tmp (a INT)", "ALTER TABLE adv.tmp ADD b INT"],
+            &[
+                "CREATE TEMPORARY TABLE adv.tmp (a INT)",
+                "ALTER TABLE adv.tmp ADD b INT",
+            ],
             DDL,
         ),
         steps(
@@ -213,30 +307,78 @@ fn cases(node: &TestNode) -> Vec<Case> {
         ),
         query("SET GLOBAL", "SET GLOBAL max_connections = 3", DDL),
         query("SET @@global.", "SET @@global.max_connections = 3", DDL),
-        query("SET @@global with spaces", "SET @@global . max_connections = 3", DDL),
-        query("SET GLOBAL later in the list", "SET @a = 1, GLOBAL max_connections = 3", DDL),
+        query(
+            "SET @@global with spaces",
+            "SET @@global . max_connections = 3",
+            DDL,
+        ),
+        query(
+            "SET GLOBAL later in the list",
+            "SET @a = 1, GLOBAL max_connections = 3",
+            DDL,
+        ),
         query("SET sql_log_bin", "SET sql_log_bin = 0", DDL),
         // --- accounts, KILL, server files
         query("GRANT", "GRANT ALL ON *.* TO 'app'@'%'", DDL),
-        query("CREATE USER", "CREATE USER 'evil'@'%' IDENTIFIED BY 'x'", DDL),
-        query("SET PASSWORD", "SET PASSWORD FOR 'root'@'%' = PASSWORD('x')", DDL),
+        query(
+            "CREATE USER",
+            "CREATE USER 'evil'@'%' IDENTIFIED BY 'x'",
+            DDL,
+        ),
+        query(
+            "SET PASSWORD",
+            "SET PASSWORD FOR 'root'@'%' = PASSWORD('x')",
+            DDL,
+        ),
         query("KILL", "KILL CONNECTION 1", DDL),
         query("KILL QUERY", "KILL QUERY 1", DDL),
         query("SHUTDOWN", "SHUTDOWN", DDL),
         query("FLUSH", "FLUSH PRIVILEGES", DDL),
         query("INSTALL SONAME", "INSTALL SONAME 'ha_blackhole'", DDL),
-        query("a UDF from a library", "CREATE FUNCTION f RETURNS STRING SONAME 'evil.so'", DDL),
-        query("LOAD DATA INFILE", "LOAD DATA INFILE '/etc/passwd' INTO TABLE adv.t", DDL),
-        query("SELECT … INTO OUTFILE", format!("SELECT * FROM adv.t INTO OUTFILE '{out}'"), DDL),
-        query("SELECT … INTO DUMPFILE", format!("SELECT 'x' INTO DUMPFILE '{out}'"), DDL),
-        query("INTO OUTFILE before FROM", format!("SELECT 1 INTO OUTFILE '{out}' FROM dual"), DDL),
+        query(
+            "a UDF from a library",
+            "CREATE FUNCTION f RETURNS STRING SONAME 'evil.so'",
+            DDL,
+        ),
+        query(
+            "LOAD DATA INFILE",
+            "LOAD DATA INFILE '/etc/passwd' INTO TABLE adv.t",
+            DDL,
+        ),
+        query(
+            "SELECT … INTO OUTFILE",
+            format!("SELECT * FROM adv.t INTO OUTFILE '{out}'"),
+            DDL,
+        ),
+        query(
+            "SELECT … INTO DUMPFILE",
+            format!("SELECT 'x' INTO DUMPFILE '{out}'"),
+            DDL,
+        ),
+        query(
+            "INTO OUTFILE before FROM",
+            format!("SELECT 1 INTO OUTFILE '{out}' FROM dual"),
+            DDL,
+        ),
         query("LOAD_FILE()", "SELECT LOAD_FILE('/etc/passwd')", DDL),
-        query("LOAD_FILE with a comment before (", "SELECT load_file/**/('/etc/passwd')", DDL),
+        query(
+            "LOAD_FILE with a comment before (",
+            "SELECT load_file/**/('/etc/passwd')",
+            DDL,
+        ),
         // --- character sets and odd bytes
         query("SET NAMES gbk", "SET NAMES gbk", DDL),
         query("SET CHARACTER SET sjis", "SET CHARACTER SET sjis", DDL),
-        query("character_set_client from a variable", "SET character_set_client = @cs", DDL),
-        query("SET STATEMENT with a charset", "SET STATEMENT character_set_client = big5 FOR SELECT 1", DDL),
+        query(
+            "character_set_client from a variable",
+            "SET character_set_client = @cs",
+            DDL,
+        ),
+        query(
+            "SET STATEMENT with a charset",
+            "SET STATEMENT character_set_client = big5 FOR SELECT 1",
+            DDL,
+        ),
         Case {
             name: "NUL byte before the statement split",
             send: Send::Query(b"SELECT 1\0; DROP TABLE adv.t".to_vec()),
@@ -253,16 +395,28 @@ fn cases(node: &TestNode) -> Vec<Case> {
             expect: DDL,
         },
         query("full-width lookalike DROP", "ＤＲＯＰ TABLE adv.t", DDL),
-        query("Cyrillic lookalike in SELECT", "SЕLECT 1; DROP TABLE adv.t", DDL),
+        query(
+            "Cyrillic lookalike in SELECT",
+            "SЕLECT 1; DROP TABLE adv.t",
+            DDL,
+        ),
         // --- quotes and backslashes
-        query("backslash-escaped quote", r"SELECT 'a\'; DROP TABLE adv.t; -- '", DDL),
+        query(
+            "backslash-escaped quote",
+            r"SELECT 'a\'; DROP TABLE adv.t; -- '",
+            DDL,
+        ),
         query(
             "the same under NO_BACKSLASH_ESCAPES",
             r"SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT 'a\'; DROP TABLE adv.t; -- '",
             DDL,
         ),
         query("doubled quotes", "SELECT 'it''s'; DROP TABLE adv.t", DDL),
-        query("DROP in a double-quoted string is data", "SELECT \"DROP TABLE adv.t\"", Expect::Harmless),
+        query(
+            "DROP in a double-quoted string is data",
+            "SELECT \"DROP TABLE adv.t\"",
+            Expect::Harmless,
+        ),
         query(
             "DROP inside an unterminated identifier is not code",
             "SELECT 1 AS `x``; DROP TABLE adv.t",
@@ -286,19 +440,39 @@ fn cases(node: &TestNode) -> Vec<Case> {
         ),
         query(
             "deeply nested parentheses",
-            format!("SELECT {}1{}; DROP TABLE adv.t", "(".repeat(5000), ")".repeat(5000)),
+            format!(
+                "SELECT {}1{}; DROP TABLE adv.t",
+                "(".repeat(5000),
+                ")".repeat(5000)
+            ),
             DDL,
         ),
         // --- the node's bookkeeping
-        steps("USE myrelay, then write", &["USE myrelay", "DELETE FROM probe"], BOOKKEEPING),
-        query("USE myrelay and write in one packet", "USE myrelay; DELETE FROM probe", BOOKKEEPING),
+        steps(
+            "USE myrelay, then write",
+            &["USE myrelay", "DELETE FROM probe"],
+            BOOKKEEPING,
+        ),
+        query(
+            "USE myrelay and write in one packet",
+            "USE myrelay; DELETE FROM probe",
+            BOOKKEEPING,
+        ),
         query(
             "a harmless write, then the bookkeeping",
             "INSERT INTO adv.t VALUES (60, 'x'); DELETE FROM myrelay.probe",
             BOOKKEEPING,
         ),
-        query("bookkeeping in backticks", "DELETE FROM `myrelay`.`probe`", BOOKKEEPING),
-        query("bookkeeping in a multi-table UPDATE", "UPDATE adv.t, MyRelay.probe SET probe.id = 2", BOOKKEEPING),
+        query(
+            "bookkeeping in backticks",
+            "DELETE FROM `myrelay`.`probe`",
+            BOOKKEEPING,
+        ),
+        query(
+            "bookkeeping in a multi-table UPDATE",
+            "UPDATE adv.t, MyRelay.probe SET probe.id = 2",
+            BOOKKEEPING,
+        ),
     ]
 }
 
@@ -448,7 +622,12 @@ async fn every_attempt_is_refused_or_harmless() {
     // Nothing the attempts did stopped the slave's applier (a logged write to a table only the
     // master's session had would have).
     cluster.converge(std::time::Duration::from_secs(10)).await;
-    let replica = cluster.slaves[0].node.shared.replica.clone().expect("replica");
+    let replica = cluster.slaves[0]
+        .node
+        .shared
+        .replica
+        .clone()
+        .expect("replica");
     assert_eq!(replica.status().stopped, None);
     // A procedure that only reads is still a plain CALL for `app`.
     let mut conn = cluster.master.connect(APP).await;
@@ -510,7 +689,12 @@ async fn a_gbk_client_cannot_make_the_server_read_a_statement_differently() {
     query.extend_from_slice(PAYLOAD.as_bytes());
     write_packet(&mut gbk, 0, &query).await;
     let (_, first) = read_packet(&mut gbk).await.expect("an answer");
-    assert_ne!(first.first(), Some(&0xff), "ran: {}", String::from_utf8_lossy(&first));
+    assert_ne!(
+        first.first(),
+        Some(&0xff),
+        "ran: {}",
+        String::from_utf8_lossy(&first)
+    );
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(snapshot(&node).await, before, "the backend changed");
     let n: Option<i64> = node

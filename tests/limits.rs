@@ -43,7 +43,10 @@ async fn node_wide_max_connections_answers_1040() {
     // SQLSTATE (08004) as part of the message, as with MySQL's own 1040.
     let (code, _, message) = login_error(&node, ADMIN).await;
     assert_eq!(code, 1040, "{message}");
-    assert!(message.contains("Too many connections") && message.contains("at most 2"), "{message}");
+    assert!(
+        message.contains("Too many connections") && message.contains("at most 2"),
+        "{message}"
+    );
     // A slot given back is a slot to take.
     drop(first);
     clients_become(&node, 1, Duration::from_secs(5)).await;
@@ -132,7 +135,9 @@ async fn an_idle_client_is_disconnected_and_its_transaction_rolls_back() {
     let mut busy = node.connect(APP).await;
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        busy.query_drop("SELECT 1").await.expect("busy client served");
+        busy.query_drop("SELECT 1")
+            .await
+            .expect("busy client served");
     }
     drop(busy);
     clients_become(&node, 0, Duration::from_secs(5)).await;
@@ -223,7 +228,11 @@ async fn what_the_node_must_hold_in_memory_is_capped() {
         .query_first(count)
         .await
         .expect("count");
-    assert_eq!(n, Some(2), "the slave has the two rows that ran, not the refused one");
+    assert_eq!(
+        n,
+        Some(2),
+        "the slave has the two rows that ran, not the refused one"
+    );
     // A single autocommit write past the limit is refused the same way.
     let big = format!("{row} /* {} */", "p".repeat(400));
     let (code, _, _) = expect_error(&mut conn, &big).await;

@@ -7,7 +7,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{ADMIN, SECRET, TestNode, backend, master_replication, node_config, slave_replication};
+use common::{
+    ADMIN, SECRET, TestNode, backend, master_replication, node_config, slave_replication,
+};
 use myrelay::config::{NodeRole, ReplicationTls};
 use myrelay::node;
 use mysql_async::prelude::Queryable;
@@ -38,10 +40,11 @@ impl Ca {
     /// (the CA the node trusts: this one, unless `trust` says otherwise) into `dir`.
     fn node_files(&self, dir: &Path, name: &str, trust: &Ca) -> ReplicationTls {
         let key = KeyPair::generate().expect("node key");
-        let params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-                .expect("node params");
-        let cert = params.signed_by(&key, &self.issuer).expect("node certificate");
+        let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("node params");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("node certificate");
         let files = ReplicationTls {
             cert: dir.join(format!("{name}.crt")),
             key: dir.join(format!("{name}.key")),
@@ -66,7 +69,12 @@ async fn tls_master(log_dir: &Path, tls: ReplicationTls) -> TestNode {
 }
 
 /// A slave of `master` with `secret` and, if given, TLS files.
-async fn slave(name: &str, master: &TestNode, secret: &str, tls: Option<ReplicationTls>) -> TestNode {
+async fn slave(
+    name: &str,
+    master: &TestNode,
+    secret: &str,
+    tls: Option<ReplicationTls>,
+) -> TestNode {
     let server = backend().await;
     let mut config = node_config(name, NodeRole::Slave, server.addr());
     config.master = Some(master.addr().to_string());
@@ -148,7 +156,10 @@ async fn only_a_slave_with_the_cluster_certificate_and_secret_replicates() {
     .await;
     let plaintext = slave("plaintext", &master, SECRET, None).await;
 
-    assert!(links(&good, Duration::from_secs(10)).await, "the good slave links");
+    assert!(
+        links(&good, Duration::from_secs(10)).await,
+        "the good slave links"
+    );
     let mut conn = master.connect(ADMIN).await;
     conn.query_drop("CREATE DATABASE tls").await.expect("db");
     conn.query_drop("CREATE TABLE tls.t (id INT PRIMARY KEY)")

@@ -110,7 +110,10 @@ pub fn handshake(data: &[u8]) {
         };
         let mut reader = PacketReader::new(later, 1 << 24);
         let changed = change_user(&mut reader, &mut replies, response, 1, &current, &users).await;
-        assert!(changed.is_err(), "changed user without the password: {changed:?}");
+        assert!(
+            changed.is_err(),
+            "changed user without the password: {changed:?}"
+        );
     });
 }
 
@@ -158,7 +161,10 @@ pub fn channel(data: &[u8]) {
         assert!(accepted.is_err(), "a slave got in without the secret");
         let mut peer = tokio::io::join(data, tokio::io::sink());
         let connected = channel::connect_to_master(&mut peer, secret, "fuzz", timeout).await;
-        assert!(connected.is_err(), "a master was trusted without the secret");
+        assert!(
+            connected.is_err(),
+            "a master was trusted without the secret"
+        );
     });
     if let Ok(message) = channel::decode(data) {
         let mut out = Vec::new();

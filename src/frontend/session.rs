@@ -58,8 +58,8 @@ mod replicated;
 mod routines;
 mod session_track;
 mod statements;
-mod temporary;
 mod status;
+mod temporary;
 mod warnings;
 
 use status::is_status_query;

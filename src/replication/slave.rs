@@ -137,7 +137,12 @@ impl Replica {
 
     /// Authenticates on `socket` (TCP, or TLS over it), subscribes after `applied` and applies
     /// what the master streams until the link fails.
-    async fn follow_on<S>(&self, mut socket: S, mut conn: Conn, mut applied: u64) -> Result<(), Stop>
+    async fn follow_on<S>(
+        &self,
+        mut socket: S,
+        mut conn: Conn,
+        mut applied: u64,
+    ) -> Result<(), Stop>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {

@@ -251,7 +251,10 @@ pub(crate) const CASES: &[(&str, StatementClass)] = &[
     ("SET character_set_client = (SELECT 'gbk')", Admin),
     ("SET sql_mode = '', NAMES gbk", Admin),
     ("/*!40101 SET NAMES gbk */", Admin),
-    ("SET STATEMENT character_set_client = gbk FOR SELECT 1", Admin),
+    (
+        "SET STATEMENT character_set_client = gbk FOR SELECT 1",
+        Admin,
+    ),
     ("SET @@global.max_connections = 10", Admin),
     ("SET @@GLOBAL.max_connections = 10", Admin),
     ("SET PERSIST max_connections = 10", Admin),

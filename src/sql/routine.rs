@@ -76,7 +76,10 @@ mod tests {
     #[test]
     fn finds_called_procedures() {
         assert_eq!(called("CALL p()"), vec!["p"]);
-        assert_eq!(called("call `my db`.`p q`(1); CALL d.p2"), vec!["my db.p q", "d.p2"]);
+        assert_eq!(
+            called("call `my db`.`p q`(1); CALL d.p2"),
+            vec!["my db.p q", "d.p2"]
+        );
         assert_eq!(called("SELECT 'CALL x()'"), Vec::<String>::new());
         // Hidden from one lexing of strings but not the other: found.
         assert_eq!(called("SELECT 'a\\'; CALL p(); -- '"), vec!["p"]);

@@ -62,7 +62,10 @@ pub fn sets_unsafe_client_charset(list: &[Token]) -> bool {
         }
         let value_at = if a.first().is_some_and(|k| k.is_word("CHARACTER")) {
             2
-        } else if a.first().is_some_and(|k| k.is_word("NAMES") || k.is_word("CHARSET")) {
+        } else if a
+            .first()
+            .is_some_and(|k| k.is_word("NAMES") || k.is_word("CHARSET"))
+        {
             1
         } else {
             match a.iter().position(|k| k.is_punct('=')) {
@@ -75,7 +78,11 @@ pub fn sets_unsafe_client_charset(list: &[Token]) -> bool {
             return true;
         };
         let plain_name = matches!(value.kind, TokenKind::Word | TokenKind::Str)
-            && value.text.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && value
+                .text
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic())
             && (rest.is_empty() || rest.first().is_some_and(|k| k.is_word("COLLATE")));
         !plain_name
             || UNSAFE_CLIENT_CHARSETS
@@ -141,7 +148,10 @@ fn target(a: &[Token]) -> Vec<&'static str> {
         }
         TokenKind::QuotedIdent => first.text.clone(),
         TokenKind::Word if first.is_word("SESSION") || first.is_word("LOCAL") => {
-            match a.get(1).filter(|k| matches!(k.kind, TokenKind::Word | TokenKind::QuotedIdent)) {
+            match a
+                .get(1)
+                .filter(|k| matches!(k.kind, TokenKind::Word | TokenKind::QuotedIdent))
+            {
                 Some(w) => w.text.clone(),
                 None => return Vec::new(),
             }

@@ -95,7 +95,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 _ => {}
             }
         }
-        debug!(local = verdict.is_some(), "write of a session with temporary tables");
+        debug!(
+            local = verdict.is_some(),
+            "write of a session with temporary tables"
+        );
         verdict
     }
 

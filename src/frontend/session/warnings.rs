@@ -84,7 +84,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
         }
         let too_large = (bytes > limit).then(|| {
-            warn!(bytes, limit, "warnings not kept: larger than limits.max_buffered_result");
+            warn!(
+                bytes,
+                limit, "warnings not kept: larger than limits.max_buffered_result"
+            );
             rows.clear();
             bytes
         });

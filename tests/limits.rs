@@ -197,7 +197,7 @@ async fn what_the_node_must_hold_in_memory_is_capped() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0].1, 1265);
     // With ten, they are past limits.max_buffered_result: not kept, and the client is told.
-    let many = vec!["('xxx')"; 10].join(", ");
+    let many = ["('xxx')"; 10].join(", ");
     conn.query_drop(format!("INSERT INTO cap.t (v) VALUES {many}"))
         .await
         .expect("insert");

@@ -189,8 +189,7 @@ async fn only_a_slave_with_the_cluster_certificate_and_secret_replicates() {
         .as_ref()
         .expect("master")
         .slaves()
-        .into_iter()
-        .map(|(name, _)| name)
+        .into_keys()
         .collect();
     assert_eq!(seen, vec!["good".to_string()]);
 }

@@ -38,16 +38,11 @@ pub fn packet(data: &[u8]) {
     block_on(async {
         let mut reader = PacketReader::new(stream, max);
         let (mut seq, mut total) = (0u8, 0usize);
-        loop {
-            match reader.read(seq).await {
-                Ok(Some((payload, last))) => {
-                    assert!(payload.len() <= max, "{} > {max}", payload.len());
-                    total += payload.len();
-                    assert!(total <= stream.len(), "more payload than input");
-                    seq = last.wrapping_add(1);
-                }
-                Ok(None) | Err(_) => break,
-            }
+        while let Ok(Some((payload, last))) = reader.read(seq).await {
+            assert!(payload.len() <= max, "{} > {max}", payload.len());
+            total += payload.len();
+            assert!(total <= stream.len(), "more payload than input");
+            seq = last.wrapping_add(1);
         }
     });
 }

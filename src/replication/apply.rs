@@ -125,7 +125,8 @@ fn push_statement(out: &mut String, stmt: &super::change::LoggedStatement) {
 /// Entries longer than this are not joined with others into one transaction.
 const MAX_JOINED_BYTES: usize = 4 << 20;
 
-/// True when `change` may share a transaction with its neighbours (see [`apply_all`]).
+/// True when `change` is plain writes that can go in one packet, and so also share a transaction
+/// with its neighbours (see [`apply_all`]).
 fn joins_others(change: &Change) -> bool {
     !change.ddl && change.statements.iter().all(joinable)
 }
@@ -239,7 +240,7 @@ async fn apply_in_context(
     // their text ends are joined (no comment anywhere, no trailing `;`, which would leave an
     // empty statement). DDL (which tolerates "already done" per statement on a retry), LOCAL
     // INFILE (one file per statement) and the rest go a statement per round trip.
-    let one_packet = !change.ddl && change.statements.iter().all(joinable);
+    let one_packet = joins_others(change);
     let mut prefix = if change.ddl { "" } else { "BEGIN;\n" }.to_string();
     let result = async {
         for stmt in &change.statements {

@@ -168,14 +168,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             .get(..13)
             .is_some_and(|head| head.eq_ignore_ascii_case("SET STATEMENT"));
         // The node's own BEGIN / SET TIMESTAMP lead the statement in one packet.
-        let set_timestamp = format!("SET TIMESTAMP = {timestamp}");
+        let set_timestamp = (!per_statement).then(|| format!("SET TIMESTAMP = {timestamp}"));
         let mut own = Vec::new();
         if wrap {
             own.push("BEGIN");
         }
-        if !per_statement {
-            own.push(set_timestamp.as_str());
-        }
+        own.extend(set_timestamp.as_deref());
         if wrap {
             self.replies.hide_status(IN_TRANS);
         }

@@ -141,12 +141,6 @@ pub struct Limits {
     /// A logged-in client that sends nothing for this long is disconnected, as MySQL's
     /// `wait_timeout` does (an open transaction rolls back); `None`: never.
     pub idle_timeout: Option<Duration>,
-    /// Largest copy of a result the node holds in memory to answer from it later (a replicated
-    /// write's `SHOW WARNINGS`); a larger one is not kept and the client is told so (1041).
-    pub max_buffered_result: usize,
-    /// Largest total of SQL (and `LOCAL INFILE` files) an open transaction on a replicating
-    /// master may log; the node holds it until COMMIT. A write past it gets error 1197.
-    pub max_transaction_log: usize,
 }
 
 impl Default for Limits {
@@ -160,8 +154,6 @@ impl Default for Limits {
             max_connections_per_user: 0,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(28800)),
-            max_buffered_result: 16 * 1024 * 1024,
-            max_transaction_log: 256 * 1024 * 1024,
         }
     }
 }
@@ -252,14 +244,43 @@ pub struct Replication {
     pub listen: Option<SocketAddr>,
     /// Slave: the master's replication address.
     pub master: Option<SocketAddr>,
-    /// Master: directory of the durable log.
-    pub log_dir: Option<PathBuf>,
-    /// Master: fsync every append before acknowledging (true unless `durability = "os"`).
-    pub fsync: bool,
     /// Shared secret both sides prove they know (`CLUSTER_SECRET`).
     pub secret: String,
     /// Mutual TLS on the channel, when configured (`tls_cert`, `tls_key`, `tls_ca`).
     pub tls: Option<ReplicationTls>,
+    /// Master: how many slaves must have applied a commit before its OK goes to the client.
+    pub ack: Ack,
+    /// Master: how long a commit's OK waits for `ack` before it goes anyway (logged, counted).
+    pub ack_timeout: Duration,
+    /// Slave: where the node serves the master's binlog to its own backend, which replicates
+    /// from it as from a master.
+    pub feed_listen: SocketAddr,
+    /// Slave: the host the backend connects to for the feed (default: `feed_listen`'s address).
+    pub feed_host: String,
+}
+
+/// How many slaves must have applied a commit before the client gets its OK
+/// (`replication.ack`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ack {
+    /// None: the OK follows the master backend's durable commit (binlog synced).
+    None,
+    /// At least one connected slave (MariaDB's semi-synchronous replication).
+    One,
+    /// Every connected slave.
+    All,
+}
+
+impl Ack {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ack::None => "none",
+            Ack::One => "one",
+            Ack::All => "all",
+        }
+    }
 }
 
 /// The cluster's certificates for TLS on the replication channel.
@@ -315,8 +336,10 @@ struct RawNode {
 struct RawReplication {
     listen: Option<String>,
     master: Option<String>,
-    log_dir: Option<PathBuf>,
-    durability: Option<String>,
+    ack: Option<Ack>,
+    ack_timeout_ms: Option<u64>,
+    feed_listen: Option<String>,
+    feed_host: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
@@ -333,8 +356,6 @@ struct RawLimits {
     max_connections_per_user: Option<usize>,
     handshake_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
-    max_buffered_result: Option<usize>,
-    max_transaction_log: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -521,16 +542,6 @@ impl NodeConfig {
                 Some(s) => Some(Duration::from_secs(s)),
                 None => d.idle_timeout,
             },
-            max_buffered_result: positive(
-                "limits.max_buffered_result",
-                l.max_buffered_result,
-                d.max_buffered_result,
-            )?,
-            max_transaction_log: positive(
-                "limits.max_transaction_log",
-                l.max_transaction_log,
-                d.max_transaction_log,
-            )?,
         };
         let replication = match raw.replication {
             None => None,
@@ -550,10 +561,10 @@ impl NodeConfig {
                     None => None,
                 };
                 match raw.node.role {
-                    NodeRole::Master if listen.is_none() || r.log_dir.is_none() => {
+                    NodeRole::Master if listen.is_none() => {
                         return Err(invalid(
                             "replication.listen",
-                            "a master needs replication.listen and replication.log_dir".into(),
+                            "a master needs replication.listen".into(),
                         ));
                     }
                     NodeRole::Slave if master.is_none() => {
@@ -564,16 +575,14 @@ impl NodeConfig {
                     }
                     _ => {}
                 }
-                let fsync = match r.durability.as_deref() {
-                    None | Some("fsync") => true,
-                    Some("os") => false,
-                    Some(other) => {
-                        return Err(invalid(
-                            "replication.durability",
-                            format!("`{other}` is neither \"fsync\" nor \"os\""),
-                        ));
-                    }
+                let feed_listen = match &r.feed_listen {
+                    Some(v) => addr("replication.feed_listen", v)?,
+                    None => SocketAddr::from(([127, 0, 0, 1], 0)),
                 };
+                let feed_host = r
+                    .feed_host
+                    .clone()
+                    .unwrap_or_else(|| feed_listen.ip().to_string());
                 let tls = match (r.tls_cert, r.tls_key, r.tls_ca) {
                     (None, None, None) => None,
                     (Some(cert), Some(key), Some(ca)) => Some(ReplicationTls { cert, key, ca }),
@@ -589,10 +598,12 @@ impl NodeConfig {
                 Some(Replication {
                     listen,
                     master,
-                    log_dir: r.log_dir,
-                    fsync,
                     secret,
                     tls,
+                    ack: r.ack.unwrap_or(Ack::None),
+                    ack_timeout: Duration::from_millis(r.ack_timeout_ms.unwrap_or(1000)),
+                    feed_listen,
+                    feed_host,
                 })
             }
         };

@@ -13,8 +13,10 @@ use std::path::PathBuf;
 
 use mysql_async::prelude::Queryable;
 
+use std::time::Duration;
+
 use crate::backend::launcher::{BackendSpec, LaunchError, ThrowawayServer};
-use crate::config::{Admin, Limits, NodeConfig, NodeRole, Replication, User, UserRole};
+use crate::config::{Ack, Admin, Limits, NodeConfig, NodeRole, Replication, User, UserRole};
 use crate::node::{self, NodeHandle};
 
 /// The demo schema, sent through the master node so that slaves receive it like any change.
@@ -59,12 +61,6 @@ pub enum DemoError {
         /// Why.
         source: std::io::Error,
     },
-    /// The replication log directory could not be made.
-    #[error("creating the replication log directory: {source}")]
-    LogDir {
-        /// Why.
-        source: std::io::Error,
-    },
     /// Loading the schema through the master failed.
     #[error("loading the school schema through the master: {0}")]
     Schema(#[from] mysql_async::Error),
@@ -75,8 +71,6 @@ pub struct Demo {
     /// The nodes, master first.
     pub nodes: Vec<NodeHandle>,
     servers: Vec<ThrowawayServer>,
-    /// The master's replication log when no --data-dir keeps it.
-    _log_dir: Option<tempfile::TempDir>,
 }
 
 fn env(key: &'static str) -> Result<String, DemoError> {
@@ -120,12 +114,13 @@ impl Demo {
         let names: Vec<String> = std::iter::once("master".to_string())
             .chain((1..=opts.slaves).map(|i| format!("slave{i}")))
             .collect();
-        let starts = names.iter().map(|name| {
+        let starts = names.iter().zip(1u32..).map(|(name, server_id)| {
             let spec = BackendSpec {
                 user: db_user.clone(),
                 password: db_pass.clone(),
                 data_dir: opts.data_dir.as_ref().map(|d| d.join(name)),
                 port: 0,
+                server_id,
             };
             async move {
                 ThrowawayServer::start(spec)
@@ -139,16 +134,6 @@ impl Demo {
         let servers = futures_util::future::try_join_all(starts).await?;
         let master_addr = SocketAddr::from(([127, 0, 0, 1], opts.port));
         let users = demo_users(&db_user, &db_pass);
-        let (log_dir, temp_log) = match &opts.data_dir {
-            Some(d) => (d.join("master-log"), None),
-            None => {
-                let t = tempfile::Builder::new()
-                    .prefix("myrelay-log-")
-                    .tempdir()
-                    .map_err(|source| DemoError::LogDir { source })?;
-                (t.path().to_path_buf(), Some(t))
-            }
-        };
         // The demo is local: without CLUSTER_SECRET it makes one up for this run.
         let secret = env("CLUSTER_SECRET").unwrap_or_else(|_| {
             let bytes: [u8; 16] = rand::random();
@@ -183,10 +168,12 @@ impl Demo {
                 replication: Some(Replication {
                     listen: (i == 0).then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
                     master: replication_addr,
-                    log_dir: (i == 0).then(|| log_dir.clone()),
-                    fsync: true,
                     secret: secret.clone(),
                     tls: None,
+                    ack: Ack::None,
+                    ack_timeout: Duration::from_secs(1),
+                    feed_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                    feed_host: "127.0.0.1".into(),
                 }),
                 tls: None,
                 admin: Some(Admin {
@@ -205,11 +192,7 @@ impl Demo {
             }
             nodes.push(handle);
         }
-        let demo = Demo {
-            nodes,
-            servers,
-            _log_dir: temp_log,
-        };
+        let demo = Demo { nodes, servers };
         demo.load_schema(&db_user, &db_pass).await?;
         Ok(demo)
     }

@@ -211,8 +211,8 @@ impl NodeHandle {
 
     /// Shuts down cleanly (SIGTERM): stops accepting; running statements and open transactions
     /// finish while idle sessions are told the server is shutting down (1053); once no session
-    /// is left (or `limits.shutdown_timeout` passed) the log is made durable and slaves are given
-    /// the rest of the timeout to apply it; then the node stops as [`NodeHandle::stop`] does.
+    /// is left (or `limits.shutdown_timeout` passed) slaves are given the rest of the timeout to
+    /// apply what the backend committed; then the node stops as [`NodeHandle::stop`] does.
     pub async fn drain(self) {
         let _ = self.shared.draining.send(true);
         let timeout = self.shared.config.limits.shutdown_timeout;
@@ -264,12 +264,13 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
     if let Some(repl) = &config.replication {
         match config.role {
             NodeRole::Master => {
-                let dir = repl
-                    .log_dir
-                    .clone()
-                    .unwrap_or_else(|| "replication-log".into());
-                let m =
-                    Master::open(&dir, repl.fsync, &repl.secret).map_err(std::io::Error::other)?;
+                let login = crate::replication::master::BackendLogin {
+                    addr: config.backend,
+                    user: config.backend_user.clone(),
+                    password: config.backend_password.clone(),
+                };
+                let m = Master::new(login, &repl.secret, repl.ack, repl.ack_timeout);
+                m.check().await.map_err(std::io::Error::other)?;
                 let m = Arc::new(m);
                 if let Some(listen) = repl.listen {
                     let tls = match &repl.tls {
@@ -296,8 +297,15 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
                         ),
                         None => None,
                     };
-                    let r =
-                        Replica::new(&config.name, master_addr, &repl.secret, backend.pool(), tls);
+                    let r = Replica::new(
+                        &config.name,
+                        master_addr,
+                        &repl.secret,
+                        backend.pool(),
+                        tls,
+                        repl.feed_listen,
+                        &repl.feed_host,
+                    );
                     replication = Some(tokio::spawn(
                         r.clone().run(rx.clone()).instrument(span.clone()),
                     ));

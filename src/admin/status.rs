@@ -57,7 +57,7 @@ pub struct NodeStatus {
     /// One word or phrase: serving, following, connecting, applier stopped: …, standalone,
     /// draining.
     pub state: String,
-    /// Master: last LSN logged. Slave: last LSN applied. Standalone: 0.
+    /// Master: the binlog position read, as a number. Slave: the position applied. Standalone: 0.
     pub lsn: u64,
     /// Seconds since the node started.
     pub uptime_secs: u64,
@@ -95,14 +95,14 @@ impl NodeStatus {
                     name,
                     address: s.addr.map(|a| a.to_string()),
                     connected: s.connected,
-                    applied_lsn: s.applied_lsn,
-                    lag_entries: lsn.saturating_sub(s.applied_lsn),
+                    applied_lsn: s.applied.lsn(),
+                    lag_entries: lsn.saturating_sub(s.applied.lsn()),
                     lag_ms: s.lag_ms,
                 })
                 .collect();
         } else if let Some(replica) = &node.replica {
             let s = replica.status();
-            status.lsn = s.applied_lsn;
+            status.lsn = s.applied.lsn();
             status.state = match &s.stopped {
                 Some(why) => format!("applier stopped: {why}"),
                 None if s.connected => "following".into(),
@@ -111,7 +111,7 @@ impl NodeStatus {
             status.master_link = Some(MasterLink {
                 address: config.master.clone(),
                 connected: s.connected,
-                master_lsn: s.master_lsn,
+                master_lsn: s.master.lsn(),
                 stopped: s.stopped,
             });
         }

@@ -119,6 +119,8 @@ pub struct BackendSpec {
     pub data_dir: Option<PathBuf>,
     /// Fixed port, or 0 for a free one.
     pub port: u16,
+    /// The server's `server_id`, unique in a replicating cluster.
+    pub server_id: u32,
 }
 
 /// A running (or killed/stopped) private MariaDB server.
@@ -132,6 +134,7 @@ pub struct ThrowawayServer {
     socket: PathBuf,
     mariadbd: PathBuf,
     as_root: bool,
+    server_id: u32,
     // Removed on drop. Drop::drop reaps the server before any field goes, so
     // it never writes into a directory that is being deleted.
     _socket_dir: Option<TempDir>,
@@ -188,6 +191,7 @@ impl ThrowawayServer {
             socket,
             mariadbd,
             as_root,
+            server_id: spec.server_id,
             _socket_dir: socket_dir,
             _temp: temp,
         };
@@ -335,7 +339,16 @@ impl ThrowawayServer {
             .arg(format!("--port={}", self.port))
             .arg(format!("--socket={}", self.socket.display()))
             .arg("--bind-address=127.0.0.1")
-            .arg("--skip-log-bin")
+            // Replication by the binlog (see `replication::master::REQUIRED_SETTINGS`): a
+            // durable, ordered, row-based log with GTIDs, kept on slaves too (their binlog then
+            // holds the master's GTIDs, for promotion).
+            .arg("--log-bin=binlog")
+            .arg("--binlog-format=ROW")
+            .arg("--binlog-row-image=FULL")
+            .arg("--sync-binlog=1")
+            .arg("--innodb-flush-log-at-trx-commit=1")
+            .arg("--log-slave-updates")
+            .arg(format!("--server-id={}", self.server_id))
             .arg("--skip-name-resolve")
             .arg(format!("--pid-file={}", self.base.join("pid").display()))
             .arg(format!("--log-error={}", log.display()))
@@ -597,7 +610,8 @@ async fn install(install_db: &Path, base: &Path, as_root: bool) -> Result<(), La
 fn init_sql(user: &str, password: &str, marker: &Path) -> String {
     let u = sql_string(user);
     let p = sql_string(password);
-    let mut sql = String::new();
+    // Each server's own accounts: never written to its binlog, so never replicated.
+    let mut sql = String::from("SET sql_log_bin = 0;\n");
     // install-db adds root@<hostname> (and older versions anonymous users);
     // neither is reachable with skip-name-resolve, but a password-less root
     // must not survive in the grant tables. DROP USER would need the hostname,

@@ -21,7 +21,8 @@ use super::reply::{ErrorReply, OkInfo, Replies};
 use crate::admin::metrics::Outcome;
 use crate::backend::relay::{RelayError, relay_query, supply_infile, use_database};
 use crate::node::NodeShared;
-use crate::sql::classify::{Classified, classify};
+use crate::sql::classify::{Classified, StatementClass, classify};
+use crate::sql::diagnostics::reads_last_statement;
 use crate::sql::fast_read::plain_select;
 use crate::sql::local_infile::is_local_infile;
 use crate::sql::policy::{Context, Decision, decide};
@@ -54,13 +55,10 @@ mod forward;
 mod local_infile;
 mod ops;
 mod prepared_sql;
-mod replicated;
 mod routines;
 mod session_track;
 mod statements;
 mod status;
-mod temporary;
-mod warnings;
 
 use status::is_status_query;
 
@@ -92,8 +90,6 @@ pub struct Session<R, W> {
     conn: Option<Conn>,
     db: Option<String>,
     status: u16,
-    /// Writes of the open transaction, logged as one change at COMMIT (replicating master only).
-    pending: Vec<crate::replication::change::LoggedStatement>,
     /// Sequence id of the current command's first reply, to restart a reply that is withdrawn.
     reply_seq: u8,
     /// A slave's connection to the master node for forwarded writes, and its status bits.
@@ -106,8 +102,6 @@ pub struct Session<R, W> {
     infile: Option<bytes::Bytes>,
     /// `@@sql_mode` and `@@character_set_client` of the backend session, once asked.
     context: Option<(String, String)>,
-    /// The last statement's warnings, where the node's own statements cleared the backend's.
-    warnings: Option<warnings::Kept>,
     /// True when the last command was forwarded to the master, which holds its warnings.
     forwarded: bool,
     /// The tracked session state the statement about to run changes (`CLIENT_SESSION_TRACK`).
@@ -116,8 +110,9 @@ pub struct Session<R, W> {
     conn_epoch: u64,
     /// Set when the statement under way was refused (for the counters).
     refused: bool,
-    /// Set once the session created a temporary table: its writes are checked against them.
-    temporary: bool,
+    /// A slave's statements that set session state (`SET`, `SELECT @v := …`), replayed on the
+    /// forward connection when it opens, so forwarded writes run in the same session state.
+    session_setup: Vec<String>,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
@@ -136,19 +131,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             login,
             conn: None,
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits(),
-            pending: Vec::new(),
             reply_seq: 1,
             forward: None,
             statements: Default::default(),
             sql_statements: Default::default(),
             infile: None,
             context: None,
-            warnings: None,
             forwarded: false,
             tracked: None,
             conn_epoch: 0,
             refused: false,
-            temporary: false,
+            session_setup: Vec::new(),
         }
     }
 
@@ -244,29 +237,22 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             let Some((&command, body)) = packet.split_first() else {
                 return End::Protocol(PacketError::Truncated);
             };
-            // Diagnostics last only until the next command, as on the server; the node's own
-            // status query (a slave asks it after each forwarded write) does not count.
+            // After a write forwarded to the master, questions about it go there too; the
+            // node's own status query (a slave asks it after each forwarded write) does not count.
             let status_query = command == com::QUERY && is_status_query(body);
-            let kept = if status_query {
-                None
-            } else {
-                self.warnings.take()
-            };
             let after_forward = !status_query && std::mem::take(&mut self.forwarded);
             self.tracked = None;
             self.infile = None;
             match command {
                 com::QUIT => return End::Quit,
-                com::QUERY if status_query => self.show_status(),
+                com::QUERY if status_query => self.show_status().await,
                 com::QUERY => {
-                    let answered = match (warnings::diagnostics(body), kept) {
-                        (Some(which), Some(kept)) => {
-                            self.show_kept(kept, which);
-                            Ok(())
-                        }
-                        // The master holds the diagnostics of the write it was forwarded.
-                        (Some(_), None) if after_forward => self.forward(body).await,
-                        _ => self.query(body).await,
+                    let about_forwarded =
+                        after_forward && reads_last_statement(&String::from_utf8_lossy(body));
+                    let answered = if about_forwarded {
+                        self.forward(body).await
+                    } else {
+                        self.query(body).await
                     };
                     if let Err(end) = answered {
                         return end;
@@ -351,7 +337,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     fn reset(&mut self) {
         self.conn = None;
         self.forward = None;
-        self.pending.clear();
+        self.session_setup.clear();
         self.statements.clear();
         self.sql_statements.clear();
         self.context = None;
@@ -469,19 +455,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             self.refuse(&text, &classified, &refusal);
             return Ok(());
         }
-        match self.temporary_write(&classified).await {
-            Some(temporary::TemporaryWrite::Refused(refusal)) => {
-                self.refuse(&text, &classified, &refusal);
-                return Ok(());
-            }
-            Some(temporary::TemporaryWrite::Local) => {
-                let ran = self.execute(sql).await.map(drop);
-                self.count_statement(classified.class(), Outcome::Executed, started);
-                return ran;
-            }
-            None => {}
-        }
-        self.note_temporary(&classified);
         debug!(class = classified.class().as_str(), "executing");
         self.forget_context(&classified);
         self.tracked = self.tracked(&text, &classified);
@@ -489,15 +462,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Ok(());
         }
         self.refused = false;
-        let (ran, outcome) = if let Some(master) = self.node.master.clone() {
-            let ran = self.query_on_master(sql, &text, &classified, &master).await;
-            (ran, Outcome::Executed)
-        } else if self.forwards(&classified) {
+        let (ran, outcome) = if self.forwards(&classified) {
             (self.forward(sql).await, Outcome::Forwarded)
         } else {
+            let in_transaction = self.in_transaction();
             let ran = self.execute(sql).await;
             if matches!(ran, Ok(true)) {
                 self.track_use(&classified);
+                self.mirror_session(&text, &classified).await;
+                if !self.in_transaction()
+                    && (in_transaction || classified.class() >= StatementClass::Transaction)
+                {
+                    self.await_acknowledgement().await;
+                }
             }
             (ran.map(drop), Outcome::Executed)
         };
@@ -510,6 +487,40 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let mut classified = classify(text);
         self.judge_calls(text, &mut classified).await;
         classified
+    }
+
+    /// True while a transaction is open: on the backend connection, or forwarded to the master.
+    fn holds_transaction(&self) -> bool {
+        self.in_transaction() || self.forward.as_ref().is_some_and(|f| f.in_transaction())
+    }
+
+    /// True while the backend connection holds an open transaction (explicit, or autocommit off).
+    fn in_transaction(&self) -> bool {
+        self.status & StatusFlags::SERVER_STATUS_IN_TRANS.bits() != 0
+            || self.status & StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits() == 0
+    }
+
+    /// On a master with `replication.ack`, holds the OK of a statement that may have committed
+    /// until enough slaves applied the backend's binlog as it is now (which holds that commit).
+    async fn await_acknowledgement(&mut self) {
+        let Some(master) = self.node.master.clone() else {
+            return;
+        };
+        if master.ack() == crate::config::Ack::None {
+            return;
+        }
+        // Asked on a connection of the node's own: the client's session is left as it is.
+        let position = match self.node.backend.acquire(false).await {
+            Ok(mut conn) => conn
+                .query_first::<String, _>("SELECT @@global.gtid_binlog_pos")
+                .await
+                .ok()
+                .flatten(),
+            Err(_) => None,
+        };
+        if let Some(Ok(target)) = position.map(|p| crate::replication::gtid::Position::parse(&p)) {
+            master.wait_acknowledged(&target).await;
+        }
     }
 
     /// Who asks, on which node: the policy's input besides the statement.

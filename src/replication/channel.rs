@@ -50,10 +50,11 @@ const MASTER_LABEL: &[u8] = b"myrelay-master";
 
 // Tags of the post-handshake messages.
 const TAG_SUBSCRIBE: u8 = 0x01;
-const TAG_ENTRY: u8 = 0x02;
+const TAG_EVENTS: u8 = 0x02;
 const TAG_HEARTBEAT: u8 = 0x03;
 const TAG_ACK: u8 = 0x04;
 const TAG_ERROR: u8 = 0x05;
+const TAG_SOURCE: u8 = 0x06;
 // Handshake-only tags, in a separate range so they can never be mistaken for
 // a `Message` after authentication.
 const TAG_HELLO: u8 = 0x10;
@@ -91,31 +92,46 @@ pub enum ChannelError {
 /// Messages exchanged after a successful handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    /// slave → master after auth: send me entries with lsn > after_lsn
+    /// master → slave, first after authentication: what the slave's backend asks of a master
+    /// before it requests the binlog.
+    Source {
+        /// The master backend's `server_id`.
+        server_id: u32,
+        /// Its version string (the slave's backend reads the master's features from it).
+        version: String,
+        /// Its `binlog_checksum` (`CRC32` or `NONE`): events are relayed with it.
+        checksum: String,
+        /// Its `gtid_domain_id`.
+        domain_id: u32,
+    },
+    /// slave → master: stream the binlog from `position` (the slave backend's
+    /// `@slave_connect_state`), dumping as `server_id` (the slave backend's).
     Subscribe {
-        /// Last LSN the slave has durably applied; the master resumes after it.
-        after_lsn: u64,
+        /// Where to start: the GTID position the slave's backend has applied.
+        position: String,
+        /// The slave backend's `server_id`, unique among the master backend's dump threads.
+        server_id: u32,
     },
-    /// master → slave: one log entry (payload is opaque bytes)
-    Entry {
-        /// Position of this entry in the master's log.
-        lsn: u64,
-        /// Serialized entry; this layer never interprets it.
-        payload: Vec<u8>,
+    /// master → slave: binlog events, back to back, as the master's backend wrote them.
+    Events {
+        /// Whole events (each one's header gives its length).
+        events: Vec<u8>,
+        /// The GTID of the transaction these events complete, if they complete one: the
+        /// master sends whole transactions, so a slave relays one at a time.
+        ends: Option<String>,
     },
-    /// both ways, every second when idle: the sender's LSN (master: last
-    /// logged; slave: last applied) and its wall clock in ms since the epoch
-    /// (for lag)
+    /// both ways, every second when idle: the sender's position (master: the binlog position
+    /// it has read; slave: what its backend applied) and its wall clock in ms since the epoch
     Heartbeat {
-        /// Sender's LSN (master: last logged; slave: last applied).
-        lsn: u64,
+        /// The sender's GTID position.
+        position: String,
         /// Sender's wall clock, ms since the Unix epoch.
         unix_ms: u64,
     },
-    /// slave → master: applied up to lsn
+    /// slave → master: its backend applied up to this position
     Ack {
-        /// Highest LSN the slave has applied.
-        applied_lsn: u64,
+        /// The GTID position the slave's backend has applied.
+        applied: String,
     },
     /// either side, before closing: why
     Error {
@@ -170,9 +186,15 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 /// oversized messages are refused before any allocation.
 fn encoded_len(m: &Message) -> usize {
     1 + match m {
-        Message::Subscribe { .. } | Message::Ack { .. } => 8,
-        Message::Entry { payload, .. } => 8 + 4 + payload.len(),
-        Message::Heartbeat { .. } => 16,
+        Message::Source {
+            version, checksum, ..
+        } => 4 + 4 + version.len() + 4 + checksum.len() + 4,
+        Message::Subscribe { position, .. } => 4 + position.len() + 4,
+        Message::Events { events, ends } => {
+            4 + events.len() + 1 + ends.as_ref().map_or(0, |g| 4 + g.len())
+        }
+        Message::Heartbeat { position, .. } => 4 + position.len() + 8,
+        Message::Ack { applied } => 4 + applied.len(),
         Message::Error { message } => 4 + message.len(),
     }
 }
@@ -183,23 +205,45 @@ fn encoded_len(m: &Message) -> usize {
 pub fn encode(m: &Message, out: &mut Vec<u8>) {
     out.reserve(encoded_len(m));
     match m {
-        Message::Subscribe { after_lsn } => {
+        Message::Source {
+            server_id,
+            version,
+            checksum,
+            domain_id,
+        } => {
+            out.push(TAG_SOURCE);
+            put_u32(out, *server_id);
+            put_bytes(out, version.as_bytes());
+            put_bytes(out, checksum.as_bytes());
+            put_u32(out, *domain_id);
+        }
+        Message::Subscribe {
+            position,
+            server_id,
+        } => {
             out.push(TAG_SUBSCRIBE);
-            put_u64(out, *after_lsn);
+            put_bytes(out, position.as_bytes());
+            put_u32(out, *server_id);
         }
-        Message::Entry { lsn, payload } => {
-            out.push(TAG_ENTRY);
-            put_u64(out, *lsn);
-            put_bytes(out, payload);
+        Message::Events { events, ends } => {
+            out.push(TAG_EVENTS);
+            put_bytes(out, events);
+            match ends {
+                Some(gtid) => {
+                    out.push(1);
+                    put_bytes(out, gtid.as_bytes());
+                }
+                None => out.push(0),
+            }
         }
-        Message::Heartbeat { lsn, unix_ms } => {
+        Message::Heartbeat { position, unix_ms } => {
             out.push(TAG_HEARTBEAT);
-            put_u64(out, *lsn);
+            put_bytes(out, position.as_bytes());
             put_u64(out, *unix_ms);
         }
-        Message::Ack { applied_lsn } => {
+        Message::Ack { applied } => {
             out.push(TAG_ACK);
-            put_u64(out, *applied_lsn);
+            put_bytes(out, applied.as_bytes());
         }
         Message::Error { message } => {
             out.push(TAG_ERROR);
@@ -298,19 +342,30 @@ impl<'a> Body<'a> {
 
 fn decode_message_body(tag: u8, body: &mut Body<'_>) -> Result<Message, ChannelError> {
     let m = match tag {
-        TAG_SUBSCRIBE => Message::Subscribe {
-            after_lsn: body.u64("Subscribe.after_lsn")?,
+        TAG_SOURCE => Message::Source {
+            server_id: body.u32("Source.server_id")?,
+            version: body.string("Source.version")?,
+            checksum: body.string("Source.checksum")?,
+            domain_id: body.u32("Source.domain_id")?,
         },
-        TAG_ENTRY => Message::Entry {
-            lsn: body.u64("Entry.lsn")?,
-            payload: body.bytes("Entry.payload")?.to_vec(),
+        TAG_SUBSCRIBE => Message::Subscribe {
+            position: body.string("Subscribe.position")?,
+            server_id: body.u32("Subscribe.server_id")?,
+        },
+        TAG_EVENTS => Message::Events {
+            events: body.bytes("Events.events")?.to_vec(),
+            ends: match body.take(1, "Events.ends")? {
+                [0] => None,
+                [1] => Some(body.string("Events.ends")?),
+                _ => return Err(ChannelError::Malformed("Events.ends flag".into())),
+            },
         },
         TAG_HEARTBEAT => Message::Heartbeat {
-            lsn: body.u64("Heartbeat.lsn")?,
+            position: body.string("Heartbeat.position")?,
             unix_ms: body.u64("Heartbeat.unix_ms")?,
         },
         TAG_ACK => Message::Ack {
-            applied_lsn: body.u64("Ack.applied_lsn")?,
+            applied: body.string("Ack.applied")?,
         },
         TAG_ERROR => Message::Error {
             message: body.string("Error.message")?,
@@ -747,8 +802,9 @@ fn handshake_kind(h: &Handshake) -> &'static str {
         Handshake::Hello { .. } => "Hello",
         Handshake::Auth { .. } => "Auth",
         Handshake::Welcome { .. } => "Welcome",
+        Handshake::Msg(Message::Source { .. }) => "Source",
         Handshake::Msg(Message::Subscribe { .. }) => "Subscribe",
-        Handshake::Msg(Message::Entry { .. }) => "Entry",
+        Handshake::Msg(Message::Events { .. }) => "Events",
         Handshake::Msg(Message::Heartbeat { .. }) => "Heartbeat",
         Handshake::Msg(Message::Ack { .. }) => "Ack",
         Handshake::Msg(Message::Error { .. }) => "Error",
@@ -770,27 +826,39 @@ mod tests {
 
     fn samples() -> Vec<Message> {
         vec![
-            Message::Subscribe { after_lsn: 0 },
+            Message::Source {
+                server_id: 1,
+                version: "10.11.19-MariaDB-log".into(),
+                checksum: "CRC32".into(),
+                domain_id: 0,
+            },
             Message::Subscribe {
-                after_lsn: u64::MAX,
+                position: String::new(),
+                server_id: 2,
             },
-            Message::Entry {
-                lsn: 1,
-                payload: vec![],
+            Message::Subscribe {
+                position: "0-1-57,1-3-9".into(),
+                server_id: u32::MAX,
             },
-            Message::Entry {
-                lsn: 42,
-                payload: b"INSERT INTO t VALUES (1)".to_vec(),
+            Message::Events {
+                events: vec![],
+                ends: None,
             },
-            Message::Entry {
-                lsn: u64::MAX - 1,
-                payload: (0..1024 * 1024).map(|i| (i % 251) as u8).collect(),
+            Message::Events {
+                events: b"\x01\x02".to_vec(),
+                ends: Some("0-1-5".into()),
+            },
+            Message::Events {
+                events: (0..1024 * 1024).map(|i| (i % 251) as u8).collect(),
+                ends: None,
             },
             Message::Heartbeat {
-                lsn: 7,
+                position: "0-1-7".into(),
                 unix_ms: 1_700_000_000_000,
             },
-            Message::Ack { applied_lsn: 99 },
+            Message::Ack {
+                applied: "0-1-99".into(),
+            },
             Message::Error {
                 message: String::new(),
             },
@@ -841,15 +909,15 @@ mod tests {
     fn wire_layout_is_as_documented() {
         let mut buf = vec![0; 4];
         encode(
-            &Message::Entry {
-                lsn: 0x0102,
-                payload: vec![0xaa, 0xbb],
+            &Message::Events {
+                events: vec![0xaa, 0xbb],
+                ends: Some("0".into()),
             },
             &mut buf,
         );
         assert_eq!(
             buf[4..],
-            [TAG_ENTRY, 2, 1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0xaa, 0xbb]
+            [TAG_EVENTS, 2, 0, 0, 0, 0xaa, 0xbb, 1, 1, 0, 0, 0, b'0']
         );
     }
 
@@ -869,12 +937,16 @@ mod tests {
             .await
             .expect("slave auth");
         assert_eq!(last, 1234);
-        write_message(&mut sock, &Message::Subscribe { after_lsn: 1000 })
+        let subscribe = Message::Subscribe {
+            position: "0-1-1000".into(),
+            server_id: 3,
+        };
+        write_message(&mut sock, &subscribe)
             .await
             .expect("subscribe");
         let (node, m) = master.await.expect("join").expect("master auth");
         assert_eq!(node, "slave-1");
-        assert_eq!(m, Message::Subscribe { after_lsn: 1000 });
+        assert_eq!(m, subscribe);
     }
 
     async fn tcp_pair() -> (TcpStream, TcpStream) {
@@ -1203,9 +1275,9 @@ mod tests {
     async fn oversized_message_is_refused_before_writing() {
         // Build the message without a real 1 GiB payload being sent anywhere:
         // the size check happens before encoding.
-        let payload = vec![0u8; MAX_FRAME_LEN];
+        let events = vec![0u8; MAX_FRAME_LEN];
         let (mut a, _b) = duplex(16);
-        let r = write_message(&mut a, &Message::Entry { lsn: 1, payload }).await;
+        let r = write_message(&mut a, &Message::Events { events, ends: None }).await;
         assert!(matches!(r, Err(ChannelError::TooLarge(_))));
     }
 }

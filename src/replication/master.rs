@@ -1,34 +1,28 @@
-//! The master's side: commits changes in log order, and streams the log to slaves.
+//! The master's side: relays its backend's binlog to slave nodes, whole transactions at a time.
 //!
-//! One order, group commit: a transaction reaches COMMIT only once its statements have run, and
-//! InnoDB keeps every row lock until the commit; so transactions committing at the same moment
-//! touch no common rows, and any order among them replays to the same data. The log's order is
-//! the order that counts. Commits therefore take the commit turn *shared*: they append to the
-//! log together (one fsync for the group, see `ReplicationLog::append`) and commit on the
-//! backend together (where InnoDB groups its own flushes). A transaction that conflicts with one
-//! still committing waits for that commit in its statements, so it is logged after it.
-//!
-//! Each commit records its LSN as its own row of `myrelay.committed` in the same backend
-//! transaction, so concurrent commits never contend for one row, and recovery knows exactly
-//! which logged entries the backend has. DDL, recovery and compaction of those rows into the
-//! single `myrelay.applied` low-water mark take the turn *exclusively*: no commit is in flight
-//! then, so everything logged is committed.
+//! The backend's row-based binlog is the log: durable at commit (`sync_binlog=1`), in commit
+//! order, rows by value. For each slave link the node opens a binlog dump on its backend from
+//! the GTID position the slave's backend asks for (MariaDB's GTID dump, as a replica would),
+//! and forwards the events as the bytes the server wrote, cut into transactions. The slave
+//! reports what its backend applied; that gives lag, and holds a commit's OK when
+//! `replication.ack` asks for it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mysql_async::Conn;
-use mysql_async::prelude::Queryable;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, watch};
-use tracing::{Instrument, info, info_span, warn};
+use tokio::sync::watch;
+use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::apply;
-use super::change::Change;
+use super::binlog::{self, Groups, Step};
 use super::channel::{self, Message};
-use super::log::{Durability, ReplicationLog};
+use super::gtid::Position;
+use crate::backend::wire::{Wire, WireError};
+use crate::config::Ack;
 
 /// How long a slave has to authenticate.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,348 +30,270 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Silence after which a peer is dropped.
 pub const DEAD_AFTER: Duration = Duration::from_secs(5);
+/// Events of one transaction held before they are sent anyway (a huge transaction is relayed
+/// in parts rather than held whole in memory).
+const MAX_HELD: usize = 4 << 20;
+/// Transactions remembered per slave to tell its lag in time.
+const LAG_WINDOW: usize = 100_000;
 
 /// What the master knows about one slave.
 #[derive(Debug, Clone, Default)]
 pub struct SlaveState {
     /// Connected right now.
     pub connected: bool,
-    /// Last LSN the slave reported applied.
-    pub applied_lsn: u64,
-    /// When the slave last reported (for lag in milliseconds).
+    /// The position its backend reported applied.
+    pub applied: Position,
+    /// When the slave last reported.
     pub last_report: Option<Instant>,
-    /// When the master appended the entry the slave has not applied yet, oldest first.
+    /// How long ago the oldest transaction it has not applied was relayed to it.
     pub lag_ms: u64,
     /// Where its replication link comes from.
     pub addr: Option<SocketAddr>,
+    /// When each transaction was relayed (by [`Position::lsn`]), oldest first, for lag.
+    sent: VecDeque<(u64, Instant)>,
 }
 
-/// The master's log, commit lock and view of its slaves.
+/// The settings a master's backend must have, and what it reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// `@@server_id`.
+    pub server_id: u32,
+    /// `@@version`.
+    pub version: String,
+    /// `@@binlog_checksum`.
+    pub checksum: String,
+    /// `@@gtid_domain_id`.
+    pub domain_id: u32,
+}
+
+/// Settings the master's backend needs for replication by its binlog, and the value each must
+/// have.
+pub const REQUIRED_SETTINGS: [(&str, &str); 5] = [
+    ("log_bin", "1"),
+    ("binlog_format", "ROW"),
+    ("binlog_row_image", "FULL"),
+    ("sync_binlog", "1"),
+    ("innodb_flush_log_at_trx_commit", "1"),
+];
+
+/// Reads the backend's replication settings: `Err` names every one that is wrong and the value
+/// it needs.
+pub async fn check_source(wire: &mut Wire) -> Result<Source, String> {
+    let names: Vec<String> = REQUIRED_SETTINGS
+        .iter()
+        .map(|(name, _)| format!("@@global.{name}"))
+        .collect();
+    let sql = format!(
+        "SELECT {}, @@global.server_id, @@version, @@global.binlog_checksum, \
+         @@global.gtid_domain_id",
+        names.join(", ")
+    );
+    let rows = wire.query(&sql).await.map_err(|e| e.to_string())?;
+    let row = rows.into_iter().next().unwrap_or_default();
+    let value = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let mut wrong = Vec::new();
+    for (i, (name, needed)) in REQUIRED_SETTINGS.iter().enumerate() {
+        if !value(i).eq_ignore_ascii_case(needed) {
+            wrong.push(format!("{name} = {} (needs {needed})", value(i)));
+        }
+    }
+    let n = REQUIRED_SETTINGS.len();
+    let server_id = value(n).parse::<u32>().unwrap_or(0);
+    if server_id == 0 {
+        wrong.push("server_id = 0 (needs a value unique in the cluster)".into());
+    }
+    if !wrong.is_empty() {
+        return Err(format!(
+            "the master's backend is not set up for replication by its binlog: {}",
+            wrong.join(", ")
+        ));
+    }
+    Ok(Source {
+        server_id,
+        version: value(n + 1),
+        checksum: value(n + 2),
+        domain_id: value(n + 3).parse().unwrap_or(0),
+    })
+}
+
+/// How the master reaches its own backend for binlog dumps.
+#[derive(Debug, Clone)]
+pub struct BackendLogin {
+    /// The backend's address.
+    pub addr: SocketAddr,
+    /// Account with the REPLICATION SLAVE privilege (the node's backend account).
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
+impl BackendLogin {
+    async fn connect(&self) -> Result<Wire, WireError> {
+        Wire::connect(self.addr, &self.user, &self.password, AUTH_TIMEOUT).await
+    }
+}
+
+/// The master's view of its slaves and of its backend's binlog.
 pub struct Master {
-    log: ReplicationLog,
-    commit: RwLock<()>,
-    /// Commits recorded as rows of `myrelay.committed` since they were last compacted.
-    uncompacted: std::sync::atomic::AtomicU64,
-    slaves: Mutex<BTreeMap<String, SlaveState>>,
-    append_times: Mutex<std::collections::VecDeque<(u64, Instant)>>,
+    backend: BackendLogin,
     secret: Vec<u8>,
-    recovered: std::sync::atomic::AtomicBool,
-    /// Functions whose replay may differ, loaded from the backend; `None` after DDL until
-    /// reloaded.
-    user_functions: Mutex<Option<Arc<HashSet<String>>>>,
-}
-
-/// Why a change could not be committed.
-#[derive(Debug, thiserror::Error)]
-pub enum CommitError {
-    /// The log could not make the change durable; nothing was committed.
-    #[error("the replication log could not make the change durable: {0}")]
-    Log(String),
-    /// The backend refused the commit after the change was logged; the node replays it.
-    #[error("backend commit failed after logging (LSN {lsn}): {source}")]
-    Backend {
-        /// The logged entry.
-        lsn: u64,
-        /// The backend's error.
-        source: mysql_async::Error,
-    },
-}
-
-/// Commit rows kept in `myrelay.committed` before they are folded into the low-water mark.
-const COMPACT_EVERY: u64 = 10_000;
-
-/// Held while a change is logged and committed: shared by commits, exclusive for DDL and
-/// recovery (see the module doc).
-pub enum CommitTurn<'a> {
-    /// A commit's turn, taken with other commits.
-    Shared(RwLockReadGuard<'a, ()>),
-    /// No commit is in flight while this is held.
-    Exclusive(RwLockWriteGuard<'a, ()>),
+    slaves: Mutex<BTreeMap<String, SlaveState>>,
+    /// The furthest binlog position read by any link or asked of the backend.
+    position: watch::Sender<Position>,
+    /// Bumped whenever a slave reports, to wake commits waiting for acknowledgements.
+    reports: watch::Sender<u64>,
+    ack: Ack,
+    ack_timeout: Duration,
+    /// Commits whose OK went out after `ack_timeout` without the acknowledgements.
+    ack_timeouts: AtomicU64,
 }
 
 impl Master {
-    /// Opens the log in `dir`; `fsync` chooses per-commit fsync (the default) or OS buffering.
-    pub fn open(dir: &std::path::Path, fsync: bool, secret: &str) -> Result<Master, String> {
-        let durability = if fsync {
-            Durability::Fsync
-        } else {
-            Durability::OsBuffered
-        };
-        let (log, recovery) =
-            ReplicationLog::open(dir, durability).map_err(|e| format!("{}: {e}", dir.display()))?;
-        if recovery.dropped_bytes > 0 {
-            warn!(
-                dropped_bytes = recovery.dropped_bytes,
-                last_lsn = recovery.last_lsn,
-                "replication log had a torn tail; it was cut off"
-            );
-        }
-        info!(
-            entries = recovery.entries,
-            last_lsn = recovery.last_lsn,
-            "replication log open"
-        );
-        Ok(Master {
-            log,
-            commit: RwLock::new(()),
-            uncompacted: std::sync::atomic::AtomicU64::new(0),
-            slaves: Mutex::new(BTreeMap::new()),
-            append_times: Mutex::new(Default::default()),
+    /// A master relaying `backend`'s binlog to slaves that know `secret`.
+    pub fn new(backend: BackendLogin, secret: &str, ack: Ack, ack_timeout: Duration) -> Master {
+        Master {
+            backend,
             secret: secret.as_bytes().to_vec(),
-            recovered: std::sync::atomic::AtomicBool::new(false),
-            user_functions: Mutex::new(None),
-        })
+            slaves: Mutex::new(BTreeMap::new()),
+            position: watch::channel(Position::default()).0,
+            reports: watch::channel(0).0,
+            ack,
+            ack_timeout,
+            ack_timeouts: AtomicU64::new(0),
+        }
     }
 
-    /// The last logged LSN.
+    /// Checks the backend's settings (when it answers): a master must not serve on a backend
+    /// that would lose or reorder what it replicates. An unreachable backend is only logged;
+    /// every link checks again.
+    pub async fn check(&self) -> Result<(), String> {
+        match self.backend.connect().await {
+            Ok(mut wire) => check_source(&mut wire).await.map(drop),
+            Err(e) => {
+                warn!(error = %e, "backend not reachable: its replication settings are checked later");
+                Ok(())
+            }
+        }
+    }
+
+    /// The furthest binlog position the node has seen.
+    pub fn position(&self) -> Position {
+        self.position.borrow().clone()
+    }
+
+    /// [`Master::position`] as a number.
     pub fn lsn(&self) -> u64 {
-        self.log.last_lsn()
+        self.position.borrow().lsn()
     }
 
-    /// Replays onto the master's own backend the entries it logged but did not commit (the node
-    /// died between the two, or a commit failed), then compacts the commit rows. Returns how many
-    /// were replayed. Run under the exclusive turn only: an entry whose commit is in flight
-    /// would look missing.
-    pub async fn recover(&self, conn: &mut Conn) -> Result<u64, String> {
-        apply::prepare(conn).await.map_err(|e| e.to_string())?;
-        let low = apply::applied_lsn(conn).await.map_err(|e| e.to_string())?;
-        let committed: HashSet<u64> = conn
-            .query::<u64, _>(format!(
-                "SELECT lsn FROM myrelay.committed WHERE lsn > {low}"
-            ))
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .collect();
-        let mut done = low;
-        let mut replayed = 0;
-        while done < self.log.last_lsn() {
-            let entries = self
-                .log
-                .read_after(done, 100, 8 << 20)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut context: apply::AppliedContext = None;
-            for entry in entries {
-                done = entry.lsn;
-                if committed.contains(&entry.lsn) {
-                    continue;
+    /// Records that the backend's binlog has reached at least `pos` (read from it).
+    pub fn saw(&self, pos: &Position) {
+        self.position.send_if_modified(|known| {
+            if known.covers(pos) {
+                return false;
+            }
+            known.merge(pos);
+            true
+        });
+    }
+
+    /// What `replication.ack` asks of commits.
+    pub fn ack(&self) -> Ack {
+        self.ack
+    }
+
+    /// Commits whose OK went out after `replication.ack_timeout_ms` without the acknowledgements
+    /// `replication.ack` asked for.
+    pub fn ack_timeouts(&self) -> u64 {
+        self.ack_timeouts.load(Ordering::Relaxed)
+    }
+
+    /// Holds a commit that reached `target` on the backend until as many connected slaves as
+    /// `replication.ack` asks have applied it, or until `replication.ack_timeout_ms`. Returns
+    /// false (logged and counted) when it stopped waiting.
+    pub async fn wait_acknowledged(&self, target: &Position) -> bool {
+        if self.ack == Ack::None || target.is_empty() {
+            return true;
+        }
+        self.saw(target);
+        let mut reports = self.reports.subscribe();
+        let satisfied = |slaves: &BTreeMap<String, SlaveState>| {
+            let connected = slaves.values().filter(|s| s.connected);
+            let applied = connected
+                .clone()
+                .filter(|s| s.applied.covers(target))
+                .count();
+            match self.ack {
+                Ack::None => true,
+                Ack::One => applied >= 1,
+                Ack::All => applied == connected.count(),
+            }
+        };
+        let waited = tokio::time::timeout(self.ack_timeout, async {
+            loop {
+                if self.slaves.lock().map(|s| satisfied(&s)).unwrap_or(true) {
+                    return;
                 }
-                let change = Change::decode(&entry.payload)?;
-                // DDL is logged only after it ran here, so the backend has it already: only
-                // its LSN may be missing. Writes are logged before they commit: replay them.
-                // Entries go in order, so recording each as the low-water mark is true.
-                let outcome = if change.ddl {
-                    conn.query_drop(apply::record_lsn(entry.lsn)).await
-                } else {
-                    apply::apply(conn, entry.lsn, &change, &mut context).await
-                };
-                outcome.map_err(|e| format!("replaying LSN {}: {e}", entry.lsn))?;
-                replayed += 1;
+                if reports.changed().await.is_err() {
+                    return;
+                }
             }
-        }
-        self.compact(conn).await.map_err(|e| e.to_string())?;
-        Ok(replayed)
-    }
-
-    /// Folds the commit rows into the low-water mark. Under the exclusive turn, once recovered,
-    /// every logged entry is committed on the backend.
-    async fn compact(&self, conn: &mut Conn) -> mysql_async::Result<()> {
-        let last = self.log.last_lsn();
-        conn.query_drop(format!(
-            "BEGIN; UPDATE myrelay.applied SET lsn = GREATEST(lsn, {last}), ddl_pending = NULL \
-             WHERE id = 1; DELETE FROM myrelay.committed WHERE lsn <= {last}; COMMIT"
-        ))
-        .await?;
-        self.uncompacted
-            .store(0, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// The turn for a commit: shared with other commits, once the backend holds every logged
-    /// entry (recovering first, under the exclusive turn, if it may not).
-    pub async fn commit_turn(
-        &self,
-        backend: &crate::backend::pool::Backend,
-    ) -> Result<CommitTurn<'_>, String> {
-        use std::sync::atomic::Ordering;
-        loop {
-            let shared = self.commit.read().await;
-            if self.recovered.load(Ordering::Acquire)
-                && self.uncompacted.load(Ordering::Relaxed) < COMPACT_EVERY
-            {
-                return Ok(CommitTurn::Shared(shared));
-            }
-            drop(shared);
-            let exclusive = self.exclusive_turn(backend).await?;
-            if self.uncompacted.load(Ordering::Relaxed) >= COMPACT_EVERY {
-                let mut conn = backend.acquire(false).await.map_err(|e| e.message)?;
-                self.compact(&mut conn).await.map_err(|e| e.to_string())?;
-            }
-            drop(exclusive);
-        }
-    }
-
-    /// The exclusive turn (DDL): no commit is in flight, and the backend holds every logged
-    /// entry (recovered first if it may not).
-    pub async fn exclusive_turn(
-        &self,
-        backend: &crate::backend::pool::Backend,
-    ) -> Result<CommitTurn<'_>, String> {
-        use std::sync::atomic::Ordering;
-        let exclusive = self.commit.write().await;
-        if !self.recovered.load(Ordering::Acquire) {
-            let mut conn = backend.acquire(false).await.map_err(|e| e.message)?;
-            let replayed = self.recover(&mut conn).await?;
-            if replayed > 0 {
-                info!(
-                    replayed,
-                    "replayed logged entries the backend had not committed"
-                );
-            }
-            self.recovered.store(true, Ordering::Release);
-        }
-        Ok(CommitTurn::Exclusive(exclusive))
-    }
-
-    /// Loadable UDFs and stored functions not declared DETERMINISTIC, as the backend lists
-    /// them now (cached until the next DDL).
-    pub async fn user_functions(&self, conn: &mut Conn) -> Arc<HashSet<String>> {
-        if let Some(cached) = self.user_functions.lock().ok().and_then(|c| c.clone()) {
-            return cached;
-        }
-        let names: Vec<String> = conn
-            .query(
-                "SELECT UPPER(name) FROM mysql.func \
-                 UNION SELECT UPPER(ROUTINE_NAME) FROM information_schema.ROUTINES \
-                 WHERE ROUTINE_TYPE = 'FUNCTION' AND IS_DETERMINISTIC = 'NO'",
-            )
-            .await
-            .unwrap_or_default();
-        let set = Arc::new(names.into_iter().collect::<HashSet<_>>());
-        if let Ok(mut cache) = self.user_functions.lock() {
-            *cache = Some(set.clone());
-        }
-        set
-    }
-
-    /// Forgets the cached function list (DDL may have created or dropped functions).
-    pub fn functions_changed(&self) {
-        if let Ok(mut cache) = self.user_functions.lock() {
-            *cache = None;
-        }
-    }
-
-    /// A logged change failed to commit: replay it now (exactly once, thanks to the commit row
-    /// that committed with it or not), or at the next commit if the backend is unreachable.
-    /// The caller must not hold a turn: replaying takes the exclusive one.
-    pub async fn replay_now(&self, backend: &crate::backend::pool::Backend) {
-        self.needs_recovery();
-        if let Err(e) = self.exclusive_turn(backend).await {
-            warn!(error = %e, "replay failed; the next commit retries it");
-        }
-    }
-
-    /// Marks that the backend may lack a logged entry; the next commit replays first.
-    pub fn needs_recovery(&self) {
-        self.recovered
-            .store(false, std::sync::atomic::Ordering::Release);
-    }
-
-    /// Logs `change` durably and returns its LSN. Must run inside a turn.
-    pub async fn log(&self, _turn: &CommitTurn<'_>, change: &Change) -> Result<u64, CommitError> {
-        let lsn = self
-            .log
-            .append(&change.encode())
-            .await
-            .map_err(|e| CommitError::Log(e.to_string()))?;
-        if let Ok(mut times) = self.append_times.lock() {
-            times.push_back((lsn, Instant::now()));
-            while times.len() > 100_000 {
-                times.pop_front();
-            }
-        }
-        Ok(lsn)
-    }
-
-    /// Records `lsn` as committed in the transaction open on `conn`: its own row under a shared
-    /// turn; under the exclusive turn (DDL, which commits implicitly) the low-water mark itself.
-    pub async fn record(
-        &self,
-        turn: &CommitTurn<'_>,
-        conn: &mut Conn,
-        lsn: u64,
-    ) -> Result<(), CommitError> {
-        self.run_record(conn, lsn, self.record_sql(turn, lsn)).await
-    }
-
-    /// Records `lsn` in the transaction open on `conn` and commits it, in one round trip.
-    pub async fn record_and_commit(
-        &self,
-        turn: &CommitTurn<'_>,
-        conn: &mut Conn,
-        lsn: u64,
-    ) -> Result<(), CommitError> {
-        let sql = format!("{}; COMMIT", self.record_sql(turn, lsn));
-        self.run_record(conn, lsn, sql).await
-    }
-
-    fn record_sql(&self, turn: &CommitTurn<'_>, lsn: u64) -> String {
-        match turn {
-            CommitTurn::Shared(_) => {
-                self.uncompacted
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                format!("INSERT INTO myrelay.committed (lsn) VALUES ({lsn})")
-            }
-            // DDL committed implicitly: this is a transaction of its own, even under
-            // autocommit off, so that it holds no lock on the bookkeeping past this call.
-            CommitTurn::Exclusive(_) => format!(
-                "BEGIN; {}; DELETE FROM myrelay.committed WHERE lsn <= {lsn}; COMMIT",
-                apply::record_lsn(lsn)
-            ),
-        }
-    }
-
-    async fn run_record(&self, conn: &mut Conn, lsn: u64, sql: String) -> Result<(), CommitError> {
-        conn.query_drop(sql).await.map_err(|source| {
-            self.needs_recovery();
-            CommitError::Backend { lsn, source }
         })
+        .await;
+        if waited.is_err() {
+            self.ack_timeouts.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                %target,
+                ack = self.ack.as_str(),
+                timeout_ms = self.ack_timeout.as_millis() as u64,
+                "commit acknowledged without its slaves: replication.ack_timeout_ms passed"
+            );
+            return false;
+        }
+        true
     }
 
-    /// For a clean shutdown: makes the log durable, then waits (up to `within`) until every
-    /// connected slave has applied it all. Returns the slaves still behind, by name.
+    /// For a clean shutdown: waits (up to `within`) until every connected slave has applied
+    /// what the backend's binlog holds now. Returns the slaves still behind, by name.
     pub async fn settle(&self, within: Duration) -> Vec<String> {
-        if let Err(e) = self.log.sync().await {
-            warn!(error = %e, "could not sync the replication log at shutdown");
+        if let Ok(mut wire) = self.backend.connect().await
+            && let Ok(Some(pos)) = wire.query_value("SELECT @@global.gtid_binlog_pos").await
+            && let Ok(pos) = Position::parse(&pos)
+        {
+            self.saw(&pos);
         }
-        let target = self.lsn();
-        let deadline = Instant::now() + within;
+        let target = self.position();
+        let mut reports = self.reports.subscribe();
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             let behind: Vec<String> = self
                 .slaves()
                 .into_iter()
-                .filter(|(_, s)| s.connected && s.applied_lsn < target)
+                .filter(|(_, s)| s.connected && !s.applied.covers(&target))
                 .map(|(name, _)| name)
                 .collect();
-            if behind.is_empty() || Instant::now() >= deadline {
+            if behind.is_empty()
+                || tokio::time::timeout_at(deadline, reports.changed())
+                    .await
+                    .is_err()
+            {
                 return behind;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
-    /// A snapshot of the slaves, by name.
+    /// A snapshot of the slaves, by name, with their lag in time.
     pub fn slaves(&self) -> BTreeMap<String, SlaveState> {
         let mut slaves = self.slaves.lock().map(|s| s.clone()).unwrap_or_default();
-        let times = self.append_times.lock().ok();
         for state in slaves.values_mut() {
-            // Lag in time: how long ago the oldest entry the slave still lacks was appended.
-            state.lag_ms = times
-                .as_ref()
-                .and_then(|t| t.iter().find(|(lsn, _)| *lsn > state.applied_lsn))
+            let applied = state.applied.lsn();
+            state.lag_ms = state
+                .sent
+                .iter()
+                .find(|(lsn, _)| *lsn > applied)
                 .map(|(_, at)| at.elapsed().as_millis() as u64)
                 .unwrap_or(0);
+            state.sent.clear();
         }
         slaves
     }
@@ -386,6 +302,7 @@ impl Master {
         if let Ok(mut slaves) = self.slaves.lock() {
             f(slaves.entry(name.to_string()).or_default());
         }
+        self.reports.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Accepts slaves on `listener` until `shutdown` fires.
@@ -411,7 +328,16 @@ impl Master {
             let master = self.clone();
             let span = info_span!("slave_link", %peer);
             let tls = tls.clone();
-            tokio::spawn(async move { master.link(socket, peer, tls).await }.instrument(span));
+            let mut stop = shutdown.clone();
+            tokio::spawn(
+                async move {
+                    tokio::select! {
+                        () = master.link(socket, peer, tls) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                .instrument(span),
+            );
         }
     }
 
@@ -435,7 +361,7 @@ impl Master {
 
     async fn stream_to<S>(self: Arc<Self>, mut socket: S, peer: SocketAddr)
     where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+        S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let name = match channel::accept_slave(&mut socket, &self.secret, self.lsn(), AUTH_TIMEOUT)
             .await
@@ -446,88 +372,181 @@ impl Master {
                 return;
             }
         };
-        let after =
-            match tokio::time::timeout(AUTH_TIMEOUT, channel::read_message(&mut socket)).await {
-                Ok(Ok(Message::Subscribe { after_lsn })) => after_lsn,
-                other => {
-                    warn!(slave = %name, ?other, "expected a subscription");
-                    return;
-                }
+        let why = self.relay(&mut socket, &name, peer).await;
+        info!(slave = %name, reason = %why, "slave link ended");
+        let _ = channel::write_message(&mut socket, &Message::Error { message: why }).await;
+        self.update(&name, |s| s.connected = false);
+    }
+
+    /// Serves one subscription: the source's description, then its binlog from the position
+    /// the slave asks for, until either side stops. Returns why it ended.
+    async fn relay<S>(&self, socket: &mut S, name: &str, peer: SocketAddr) -> String
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let mut wire = match self.backend.connect().await {
+            Ok(w) => w,
+            Err(e) => return format!("the master's backend is unreachable: {e}"),
+        };
+        let source = match check_source(&mut wire).await {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let describe = Message::Source {
+            server_id: source.server_id,
+            version: source.version.clone(),
+            checksum: source.checksum.clone(),
+            domain_id: source.domain_id,
+        };
+        if let Err(e) = channel::write_message(socket, &describe).await {
+            return format!("link closed: {e}");
+        }
+        let (position, server_id) =
+            match tokio::time::timeout(DEAD_AFTER, channel::read_message(socket)).await {
+                Ok(Ok(Message::Subscribe {
+                    position,
+                    server_id,
+                })) => (position, server_id),
+                Ok(Ok(other)) => return format!("expected a subscription, got {other:?}"),
+                Ok(Err(e)) => return format!("link closed: {e}"),
+                Err(_) => return "no subscription in time".into(),
             };
-        info!(slave = %name, after, "slave subscribed");
-        self.update(&name, |s| {
+        if server_id == source.server_id {
+            return format!(
+                "the slave's backend has the master backend's server_id {server_id}: each \
+                 backend needs its own"
+            );
+        }
+        let start = match Position::parse(&position) {
+            Ok(p) => p,
+            Err(e) => return e.to_string(),
+        };
+        if let Err(e) = start_dump(&mut wire, &start, server_id).await {
+            return format!("binlog dump from {start}: {e}");
+        }
+        info!(slave = %name, from = %start, server_id, "slave subscribed");
+        self.update(name, |s| {
             s.connected = true;
-            s.applied_lsn = after;
+            s.applied = start.clone();
             s.last_report = Some(Instant::now());
             s.addr = Some(peer);
+            s.sent.clear();
         });
         let (mut reader, mut writer) = tokio::io::split(socket);
-        let reports = {
-            let master = self.clone();
-            let name = name.clone();
-            async move {
-                loop {
-                    match tokio::time::timeout(DEAD_AFTER, channel::read_message(&mut reader)).await
-                    {
-                        Ok(Ok(
-                            Message::Ack { applied_lsn }
-                            | Message::Heartbeat {
-                                lsn: applied_lsn, ..
-                            },
-                        )) => {
-                            master.update(&name, |s| {
-                                s.applied_lsn = applied_lsn;
-                                s.last_report = Some(Instant::now());
-                            });
-                        }
-                        Ok(Ok(Message::Error { message })) => {
-                            warn!(slave = %name, %message, "slave reported an error");
-                        }
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => return format!("link closed: {e}"),
-                        Err(_) => return "no heartbeat".to_string(),
-                    }
+        let reports = async {
+            loop {
+                match tokio::time::timeout(DEAD_AFTER, channel::read_message(&mut reader)).await {
+                    Ok(Ok(
+                        Message::Ack { applied }
+                        | Message::Heartbeat {
+                            position: applied, ..
+                        },
+                    )) => match Position::parse(&applied) {
+                        Ok(applied) => self.update(name, |s| {
+                            s.applied = applied;
+                            s.last_report = Some(Instant::now());
+                        }),
+                        Err(e) => return e.to_string(),
+                    },
+                    Ok(Ok(Message::Error { message })) => return format!("slave: {message}"),
+                    Ok(Ok(other)) => debug!(?other, "ignored"),
+                    Ok(Err(e)) => return format!("link closed: {e}"),
+                    Err(_) => return "no heartbeat".to_string(),
                 }
             }
         };
         let stream = async {
-            let mut sent = after;
-            let mut lsns = self.log.subscribe();
+            let mut groups = Groups::default();
+            let mut held = Vec::new();
+            let mut read = start.clone();
             loop {
-                let entries = match self.log.read_after(sent, 256, 4 << 20).await {
-                    Ok(e) => e,
-                    Err(e) => return format!("reading the log: {e}"),
+                let packet = match wire.read().await {
+                    Ok(p) => p,
+                    Err(e) => return format!("binlog dump: {e}"),
                 };
-                if entries.is_empty() {
-                    let beat = Message::Heartbeat {
-                        lsn: self.lsn(),
-                        unix_ms: unix_ms(),
-                    };
-                    if let Err(e) = channel::write_message(&mut writer, &beat).await {
-                        return format!("link closed: {e}");
+                let event = match packet.split_first() {
+                    Some((0x00, event)) => event,
+                    Some((0xff, _)) => return format!("binlog dump: {}", wire.error(&packet)),
+                    _ => return "binlog dump ended".into(),
+                };
+                let step = match groups.step(event) {
+                    Ok(s) => s,
+                    Err(e) => return e.to_string(),
+                };
+                held.extend_from_slice(event);
+                let ends = match step {
+                    Step::Inside if held.len() < MAX_HELD => continue,
+                    Step::Inside => None,
+                    Step::Outside => {
+                        if binlog::header(event).is_ok_and(|h| h.kind == binlog::kind::HEARTBEAT) {
+                            let beat = Message::Heartbeat {
+                                position: read.to_string(),
+                                unix_ms: unix_ms(),
+                            };
+                            if let Err(e) = channel::write_message(&mut writer, &beat).await {
+                                return format!("link closed: {e}");
+                            }
+                        }
+                        None
                     }
-                    let _ = tokio::time::timeout(HEARTBEAT, lsns.changed()).await;
-                    continue;
+                    Step::Ends(gtid) => {
+                        read.advance(gtid);
+                        Some(gtid)
+                    }
+                };
+                let m = Message::Events {
+                    events: std::mem::take(&mut held),
+                    ends: ends.map(|g| g.to_string()),
+                };
+                if let Err(e) = channel::write_message(&mut writer, &m).await {
+                    return format!("link closed: {e}");
                 }
-                for entry in entries {
-                    sent = entry.lsn;
-                    let m = Message::Entry {
-                        lsn: entry.lsn,
-                        payload: entry.payload,
-                    };
-                    if let Err(e) = channel::write_message(&mut writer, &m).await {
-                        return format!("link closed: {e}");
+                if ends.is_some() {
+                    self.saw(&read);
+                    let lsn = read.lsn();
+                    if let Ok(mut slaves) = self.slaves.lock()
+                        && let Some(s) = slaves.get_mut(name)
+                    {
+                        s.sent.push_back((lsn, Instant::now()));
+                        let applied = s.applied.lsn();
+                        while s.sent.len() > LAG_WINDOW
+                            || s.sent.front().is_some_and(|(l, _)| *l <= applied)
+                        {
+                            s.sent.pop_front();
+                        }
                     }
                 }
             }
         };
-        let why = tokio::select! {
+        tokio::select! {
             why = reports => why,
             why = stream => why,
-        };
-        info!(slave = %name, reason = %why, "slave disconnected");
-        self.update(&name, |s| s.connected = false);
+        }
     }
+}
+
+/// Asks the backend for its binlog from `start`, as a MariaDB replica with `server_id` would:
+/// with checksums as written, GTID events, a heartbeat every [`HEARTBEAT`] when idle.
+async fn start_dump(wire: &mut Wire, start: &Position, server_id: u32) -> Result<(), WireError> {
+    let heartbeat_ns = HEARTBEAT.as_nanos();
+    // `start` is a parsed position, so its text is digits, dashes and commas only.
+    let setup = [
+        "SET @master_binlog_checksum = @@global.binlog_checksum".to_string(),
+        "SET @mariadb_slave_capability = 4".to_string(),
+        format!("SET @slave_connect_state = '{start}'"),
+        "SET @slave_gtid_strict_mode = 0".to_string(),
+        "SET @slave_gtid_ignore_duplicates = 0".to_string(),
+        format!("SET @master_heartbeat_period = {heartbeat_ns}"),
+    ];
+    for sql in setup {
+        wire.query(&sql).await?;
+    }
+    // COM_BINLOG_DUMP: position 4, flag BINLOG_SEND_ANNOTATE_ROWS_EVENT, the replica's server
+    // id, no file name (the connect state says where).
+    let mut body = 4u32.to_le_bytes().to_vec();
+    body.extend_from_slice(&2u16.to_le_bytes());
+    body.extend_from_slice(&server_id.to_le_bytes());
+    wire.command(0x12, &body).await
 }
 
 /// Wall clock in milliseconds since the epoch.
@@ -536,12 +555,4 @@ pub fn unix_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// The current time as a `SET TIMESTAMP` value with microseconds.
-pub fn timestamp_now() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}.{:06}", now.as_secs(), now.subsec_micros())
 }

@@ -1,13 +1,15 @@
-//! Replication: the master logs every committed change durably and in commit order; slaves apply
-//! the log exactly once.
+//! Replication by the master backend's own binlog.
 //!
-//! [`change`] is what one log entry holds; [`apply`] replays it on a backend together with the
-//! applied-LSN bookkeeping.
+//! [`master`] reads its backend's row-based binlog and relays whole transactions over the
+//! [`channel`] (framing, authentication, optionally [`tls`]); on a slave, [`feed`] serves them
+//! to the slave's backend, whose replica threads apply them, and [`slave`] keeps those threads
+//! running and watches what they applied. [`binlog`] is what the node reads of the events,
+//! [`gtid`] the positions.
 
-pub mod apply;
-pub mod change;
+pub mod binlog;
 pub mod channel;
-pub mod log;
+pub mod feed;
+pub mod gtid;
 pub mod master;
 pub mod slave;
 pub mod tls;

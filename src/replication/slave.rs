@@ -1,73 +1,94 @@
-//! The slave's side: follows the master's log and applies every entry exactly once.
+//! The slave's side: its backend replicates the master's binlog through the node's feed, and the
+//! node watches what it applied.
 //!
-//! It connects (with backoff), proves it knows the cluster secret, asks for the entries after the
-//! LSN its backend has applied, applies them in order, and reports progress with acks and
-//! heartbeats. An entry that fails stops the applier with the error in status until an operator
-//! acts: skipping it silently would let the slave diverge.
+//! At start the node points its backend's replica threads at its feed (CHANGE MASTER …
+//! MASTER_USE_GTID=slave_pos) and keeps them so: after a backend restart it starts them again,
+//! and when the SQL thread stops on an error it shows the error in status (skipping a
+//! transaction would let the slave diverge; an operator decides). It learns what the backend
+//! applied with `MASTER_GTID_WAIT` on the transactions the feed relayed, for acknowledgements,
+//! lag and read-your-writes.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mysql_async::{Conn, Pool};
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Pool, Row};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tracing::{Instrument, info, info_span, warn};
 
-use super::apply;
-use super::change::Change;
 use super::channel::{self, Message};
-use super::master::{DEAD_AFTER, HEARTBEAT, unix_ms};
+use super::feed::{self, FEED_USER, Link};
+use super::gtid::{Gtid, Position};
+use super::master::{DEAD_AFTER, Source};
 
 /// What a slave shows in status.
 #[derive(Debug, Clone, Default)]
 pub struct SlaveStatus {
-    /// Linked to the master right now.
+    /// The backend is streaming from the master right now.
     pub connected: bool,
-    /// Last LSN applied on this node's backend.
-    pub applied_lsn: u64,
-    /// Last LSN the master reported.
-    pub master_lsn: u64,
-    /// Why the applier stopped, if it did.
+    /// The position the backend has applied.
+    pub applied: Position,
+    /// The furthest position of the master the node has heard of.
+    pub master: Position,
+    /// Why the backend's applier stopped, if it did.
     pub stopped: Option<String>,
 }
 
-/// Follows a master and applies its log.
+/// Keeps a slave's backend replicating from the master through the node.
 pub struct Replica {
     name: String,
     master: SocketAddr,
     secret: Vec<u8>,
     pool: Pool,
-    /// TLS to the master, when the channel is configured with it.
     tls: Option<tokio_rustls::TlsConnector>,
+    /// Where the feed listens, and the host the backend reaches it by.
+    feed_listen: SocketAddr,
+    feed_host: String,
+    /// The feed account's password, new at every start.
+    feed_password: String,
     status: Mutex<SlaveStatus>,
-    applied: watch::Sender<u64>,
+    applied: watch::Sender<Position>,
+    /// The transactions the feed has written to the backend.
+    relayed: watch::Sender<Position>,
 }
 
 impl Replica {
-    /// A replica of node `name` applying to `pool`'s backend; `tls` opens TLS to the master
-    /// before the channel's authentication.
+    /// A replica of node `name` whose backend is `pool`'s, following the master at `master`
+    /// (its replication address); `tls` opens TLS to it before the channel's authentication.
     pub fn new(
         name: &str,
         master: SocketAddr,
         secret: &str,
         pool: Pool,
         tls: Option<tokio_rustls::TlsConnector>,
+        feed_listen: SocketAddr,
+        feed_host: &str,
     ) -> Arc<Replica> {
+        let bytes: [u8; 24] = rand::random();
+        let feed_password: String = bytes.iter().map(|b| char::from(b'a' + b % 26)).collect();
         Arc::new(Replica {
             name: name.to_string(),
             master,
             secret: secret.as_bytes().to_vec(),
             pool,
             tls,
+            feed_listen,
+            feed_host: feed_host.to_string(),
+            feed_password,
             status: Mutex::new(SlaveStatus::default()),
-            applied: watch::channel(0).0,
+            applied: watch::channel(Position::default()).0,
+            relayed: watch::channel(Position::default()).0,
         })
     }
 
     /// Current status.
     pub fn status(&self) -> SlaveStatus {
-        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+        let mut s = self.status.lock().map(|s| s.clone()).unwrap_or_default();
+        s.applied = self.applied.borrow().clone();
+        s.master.merge(&s.applied);
+        s
     }
 
     fn set(&self, f: impl FnOnce(&mut SlaveStatus)) {
@@ -76,185 +97,239 @@ impl Replica {
         }
     }
 
-    /// Waits until the backend has applied `lsn` (read-your-writes), up to `timeout`.
-    pub async fn wait_applied(&self, lsn: u64, timeout: Duration) -> bool {
+    pub(super) fn set_connected(&self, connected: bool) {
+        self.set(|s| s.connected = connected);
+    }
+
+    pub(super) fn master_at(&self, position: Position) {
+        self.set(|s| s.master.merge(&position));
+    }
+
+    pub(super) fn feed_password(&self) -> &str {
+        &self.feed_password
+    }
+
+    pub(super) fn applied_watch(&self) -> watch::Receiver<Position> {
+        self.applied.subscribe()
+    }
+
+    /// The feed wrote transaction `gtid` to the backend.
+    pub(super) fn relayed(&self, gtid: Gtid) {
+        self.relayed.send_modify(|p| p.advance(gtid));
+        self.set(|s| s.master.advance(gtid));
+    }
+
+    /// Waits until the backend has applied `target` (read-your-writes), up to `timeout`.
+    pub async fn wait_applied(&self, target: &Position, timeout: Duration) -> bool {
         let mut rx = self.applied.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= lsn))
+        tokio::time::timeout(timeout, rx.wait_for(|applied| applied.covers(target)))
             .await
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Runs until `shutdown` fires: connect, follow, reconnect with backoff.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let outcome = tokio::select! {
-                r = self.follow() => r,
-                _ = shutdown.changed() => return,
+    /// Opens the replication channel to the master: TCP, TLS when configured, authentication;
+    /// returns it with the master backend's description.
+    pub(super) async fn open_link(&self) -> Result<(Box<dyn Link>, Source), String> {
+        let connect = async {
+            let socket = TcpStream::connect(self.master)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = socket.set_nodelay(true);
+            let mut link: Box<dyn Link> = match &self.tls {
+                None => Box::new(socket),
+                Some(connector) => Box::new(
+                    super::tls::connect(connector, self.master, socket)
+                        .await
+                        .map_err(|e| format!("TLS: {e}"))?,
+                ),
             };
-            self.set(|s| s.connected = false);
-            match outcome {
-                Ok(()) => backoff = Duration::from_millis(100),
-                Err(Stop::Retry(why)) => {
-                    warn!(master = %self.master, reason = %why, "replication link down; retrying");
-                }
-                Err(Stop::Halt(why)) => {
-                    warn!(reason = %why, "applier stopped; an operator must act");
-                    self.set(|s| s.stopped = Some(why));
-                    let _ = shutdown.changed().await;
-                    return;
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.changed() => return,
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
-    }
-
-    async fn follow(&self) -> Result<(), Stop> {
-        let mut conn: Conn = self.pool.get_conn().await.map_err(retry)?;
-        apply::prepare(&mut conn).await.map_err(retry)?;
-        let applied = apply::applied_lsn(&mut conn).await.map_err(retry)?;
-        self.applied.send_replace(applied);
-        let socket = TcpStream::connect(self.master).await.map_err(retry)?;
-        let _ = socket.set_nodelay(true);
-        match &self.tls {
-            None => self.follow_on(socket, conn, applied).await,
-            Some(connector) => {
-                let tls = tokio::time::timeout(
-                    DEAD_AFTER,
-                    super::tls::connect(connector, self.master, socket),
-                )
+            channel::connect_to_master(&mut link, &self.secret, &self.name, DEAD_AFTER)
                 .await
-                .map_err(|_| Stop::Retry("TLS handshake timed out".into()))?
-                .map_err(|e| Stop::Retry(format!("TLS: {e}")))?;
-                self.follow_on(tls, conn, applied).await
+                .map_err(|e| e.to_string())?;
+            match channel::read_message(&mut link).await {
+                Ok(Message::Source {
+                    server_id,
+                    version,
+                    checksum,
+                    domain_id,
+                }) => Ok((
+                    link,
+                    Source {
+                        server_id,
+                        version,
+                        checksum,
+                        domain_id,
+                    },
+                )),
+                Ok(Message::Error { message }) => Err(message),
+                Ok(other) => Err(format!("expected the source's description, got {other:?}")),
+                Err(e) => Err(e.to_string()),
             }
-        }
-    }
-
-    /// Authenticates on `socket` (TCP, or TLS over it), subscribes after `applied` and applies
-    /// what the master streams until the link fails.
-    async fn follow_on<S>(
-        &self,
-        mut socket: S,
-        mut conn: Conn,
-        mut applied: u64,
-    ) -> Result<(), Stop>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let mut context: apply::AppliedContext = None;
-        let master_lsn =
-            channel::connect_to_master(&mut socket, &self.secret, &self.name, DEAD_AFTER)
-                .await
-                .map_err(|e| match e {
-                    channel::ChannelError::AuthFailed(why) => {
-                        Stop::Retry(format!("authentication: {why}"))
-                    }
-                    other => retry(other),
-                })?;
-        channel::write_message(&mut socket, &Message::Subscribe { after_lsn: applied })
+        };
+        tokio::time::timeout(feed::CONNECT_TIMEOUT, connect)
             .await
-            .map_err(retry)?;
-        info!(master = %self.master, applied, master_lsn, "following the master");
-        self.set(|s| {
-            s.connected = true;
-            s.applied_lsn = applied;
-            s.master_lsn = master_lsn;
-        });
-        let (mut reader, mut writer) = tokio::io::split(socket);
-        // Messages are read ahead into a queue, so that whatever arrived while an entry was being
-        // applied is applied next as one run (see `apply::apply_all`).
-        let (queue, mut incoming) = mpsc::channel(RUN_MAX);
-        let read_ahead = tokio::spawn(async move {
+            .map_err(|_| format!("no answer from {} in time", self.master))?
+    }
+
+    /// Runs until `shutdown` fires: serves the feed and keeps the backend replicating from it.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let listener = match TcpListener::bind(self.feed_listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(addr = %self.feed_listen, error = %e, "cannot listen for the backend's replica");
+                self.set(|s| s.stopped = Some(format!("feed listener: {e}")));
+                return;
+            }
+        };
+        let port = match listener.local_addr() {
+            Ok(a) => a.port(),
+            Err(e) => {
+                self.set(|s| s.stopped = Some(format!("feed listener: {e}")));
+                return;
+            }
+        };
+        info!(port, "binlog feed listening for the backend's replica");
+        let feeds = {
+            let me = self.clone();
+            async move {
+                loop {
+                    let Ok((socket, peer)) = listener.accept().await else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    let me = me.clone();
+                    tokio::spawn(
+                        async move {
+                            if let Err(why) = feed::serve(me, socket).await {
+                                info!(reason = %why, "feed connection ended");
+                            }
+                        }
+                        .instrument(info_span!("feed", %peer)),
+                    );
+                }
+            }
+        };
+        tokio::select! {
+            () = feeds => {}
+            () = self.watch_backend(port) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+
+    /// Keeps the backend's replica threads pointed at the feed and running, and follows what
+    /// they applied.
+    async fn watch_backend(&self, port: u16) {
+        let mut relayed = self.relayed.subscribe();
+        loop {
+            let mut conn = match self.pool.get_conn().await {
+                Ok(c) => c,
+                Err(e) => {
+                    self.set(|s| s.stopped = Some(format!("backend unreachable: {e}")));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = self.supervise(&mut conn, port).await {
+                warn!(error = %e, "checking the backend's replication");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            let mut checked = tokio::time::Instant::now();
             loop {
-                let m = match tokio::time::timeout(DEAD_AFTER, channel::read_message(&mut reader))
+                let target = relayed.borrow_and_update().clone();
+                let behind = !self.applied.borrow().covers(&target);
+                if behind {
+                    let wait = format!("SELECT MASTER_GTID_WAIT('{target}', 1)");
+                    if conn.query_drop(wait).await.is_err() {
+                        break;
+                    }
+                } else {
+                    tokio::select! {
+                        _ = relayed.changed() => {}
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+                match conn
+                    .query_first::<String, _>("SELECT @@global.gtid_slave_pos")
                     .await
                 {
-                    Ok(Ok(m)) => Ok(m),
-                    Ok(Err(e)) => Err(retry(e)),
-                    Err(_) => Err(Stop::Retry("master silent".into())),
-                };
-                let failed = m.is_err();
-                if queue.send(m).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
-        let _stop_reading = AbortOnDrop(read_ahead);
-        let mut beat = tokio::time::interval(HEARTBEAT);
-        loop {
-            tokio::select! {
-                m = incoming.recv() => {
-                    let mut next = Some(m.ok_or_else(|| Stop::Retry("link closed".into()))??);
-                    let mut run = Vec::new();
-                    while let Some(m) = next.take() {
-                        match m {
-                            // At or below what is applied: resent after a reconnect.
-                            Message::Entry { lsn, payload } if lsn > applied + run.len() as u64 => {
-                                let expected = applied + run.len() as u64 + 1;
-                                if lsn != expected {
-                                    return Err(Stop::Retry(format!(
-                                        "gap: got LSN {lsn} after {}",
-                                        expected - 1
-                                    )));
-                                }
-                                run.push((lsn, Change::decode(&payload).map_err(Stop::Halt)?));
-                            }
-                            Message::Heartbeat { lsn, .. } => self.set(|s| s.master_lsn = lsn),
-                            Message::Error { message } => return Err(Stop::Retry(message)),
-                            _ => {}
-                        }
-                        if run.len() < RUN_MAX {
-                            next = incoming.try_recv().ok().transpose()?;
+                    Ok(Some(pos)) => {
+                        if let Ok(pos) = Position::parse(&pos) {
+                            self.applied.send_if_modified(|a| {
+                                let moved = *a != pos;
+                                *a = pos;
+                                moved
+                            });
                         }
                     }
-                    let Some(&(last, _)) = run.last() else { continue };
-                    apply::apply_all(&mut conn, &run, &mut context).await.map_err(|(lsn, e)| match e {
-                        mysql_async::Error::Server(e) => Stop::Halt(format!("LSN {lsn} failed: {e}")),
-                        other => retry(other),
-                    })?;
-                    applied = last;
-                    self.applied.send_replace(applied);
-                    self.set(|s| {
-                        s.applied_lsn = applied;
-                        s.master_lsn = s.master_lsn.max(last);
-                    });
-                    channel::write_message(&mut writer, &Message::Ack { applied_lsn: applied })
-                        .await
-                        .map_err(retry)?;
+                    _ => break,
                 }
-                _ = beat.tick() => {
-                    let m = Message::Heartbeat { lsn: applied, unix_ms: unix_ms() };
-                    channel::write_message(&mut writer, &m).await.map_err(retry)?;
+                if checked.elapsed() >= Duration::from_secs(1) {
+                    checked = tokio::time::Instant::now();
+                    if self.supervise(&mut conn, port).await.is_err() {
+                        break;
+                    }
                 }
             }
         }
     }
-}
 
-/// Entries applied at most as one run (and read ahead at most).
-const RUN_MAX: usize = 256;
-
-/// Stops the read-ahead task when the link is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+    /// Points the backend's replica threads at the feed on `port` if they are not, starts them
+    /// if they stopped without an error, and records the error if the applier stopped on one.
+    async fn supervise(&self, conn: &mut Conn, port: u16) -> mysql_async::Result<()> {
+        let row: Option<Row> = conn.query_first("SHOW SLAVE STATUS").await?;
+        let field = |row: &Row, name: &str| -> String {
+            row.get_opt::<Option<String>, _>(name)
+                .and_then(Result::ok)
+                .flatten()
+                .unwrap_or_default()
+        };
+        let pointed = row.as_ref().is_some_and(|r| {
+            field(r, "Master_Port") == port.to_string()
+                && field(r, "Master_Host") == self.feed_host
+                && field(r, "Master_User") == FEED_USER
+        });
+        if !pointed {
+            info!(port, "pointing the backend's replica threads at the feed");
+            let _ = conn.query_drop("STOP SLAVE").await;
+            conn.query_drop(format!(
+                "CHANGE MASTER TO MASTER_HOST = {}, MASTER_PORT = {port}, MASTER_USER = '{FEED_USER}', \
+                 MASTER_PASSWORD = '{}', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1",
+                quote(&self.feed_host),
+                self.feed_password
+            ))
+            .await?;
+            conn.query_drop("START SLAVE").await?;
+            self.set(|s| s.stopped = None);
+            return Ok(());
+        }
+        let Some(row) = row else { return Ok(()) };
+        let sql_running = field(&row, "Slave_SQL_Running") == "Yes";
+        let io_running = field(&row, "Slave_IO_Running") != "No";
+        let errno = field(&row, "Last_SQL_Errno");
+        if !sql_running && !errno.is_empty() && errno != "0" {
+            let why = format!("error {errno}: {}", field(&row, "Last_SQL_Error"));
+            let known = self
+                .status
+                .lock()
+                .map(|s| s.stopped.as_deref() == Some(why.as_str()))
+                .unwrap_or(false);
+            if !known {
+                warn!(reason = %why, "the backend's applier stopped; an operator must act");
+            }
+            self.set(|s| s.stopped = Some(why));
+            return Ok(());
+        }
+        self.set(|s| s.stopped = None);
+        if !sql_running || !io_running {
+            info!("starting the backend's replica threads");
+            conn.query_drop("START SLAVE").await?;
+        }
+        Ok(())
     }
 }
 
-enum Stop {
-    /// A link or backend problem: reconnect.
-    Retry(String),
-    /// An entry cannot be applied: stop until an operator acts.
-    Halt(String),
-}
-
-fn retry(e: impl std::fmt::Display) -> Stop {
-    Stop::Retry(e.to_string())
+/// `s` as a SQL string literal.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }

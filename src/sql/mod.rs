@@ -1,13 +1,14 @@
 //! SQL understanding: what a statement is ([`classify`]) and whether this node runs it ([`policy`]).
 
 pub mod classify;
-pub mod determinism;
+pub mod diagnostics;
 pub mod fast_read;
 pub mod keywords;
 pub mod lexer;
 pub mod local_infile;
 pub mod policy;
 pub mod prepare;
+pub mod replica;
 pub mod routine;
 pub mod session_track;
 

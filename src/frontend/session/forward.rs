@@ -1,8 +1,11 @@
 //! A replicating slave sends writes to the master node, so there is one order of writes, then
-//! waits until it has applied the master's LSN so the same client reads its own write here.
+//! waits until its backend has applied the master's binlog position after the write, so the
+//! same client reads its own write here.
 //!
-//! An explicit transaction that starts on a slave runs on the master as a whole (BEGIN to
-//! COMMIT), reads included, so it sees its own uncommitted writes.
+//! The forward connection carries the client's session: the statements that set session state
+//! on the slave (user variables, time zone, sql_mode, character sets…) run there too. An explicit
+//! transaction that starts on a slave runs on the master as a whole (BEGIN to COMMIT), reads
+//! included, so it sees its own uncommitted writes and takes its locks where it writes.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,7 +20,9 @@ use super::{End, Session};
 use crate::backend::pool::failure;
 use crate::backend::relay::{RelayError, relay_query, supply_infile};
 use crate::frontend::reply::ErrorReply;
+use crate::replication::gtid::Position;
 use crate::sql::classify::{Classified, StatementClass};
+use crate::sql::diagnostics::assigns_user_variable;
 use crate::sql::policy::{Decision, decide};
 use crate::sql::quote_ident;
 
@@ -96,13 +101,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             .pass(Some(password))
             .db_name(self.db.clone())
             .prefer_socket(false);
-        let conn = Conn::new(opts).await.map_err(|e| {
+        let unreachable = |e: mysql_async::Error| {
             ErrorReply::new(
                 2003,
                 "HY000",
                 format!("Can't forward the write to the master at {addr}: {e}"),
             )
-        })?;
+        };
+        let mut conn = Conn::new(opts).await.map_err(unreachable)?;
+        for setup in &self.session_setup {
+            conn.query_drop(setup).await.map_err(unreachable)?;
+        }
         self.forward = Some(Forward {
             conn,
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits(),
@@ -160,26 +169,58 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
         }
         if open_transaction(fwd.status) {
-            return Ok(()); // the master logs the transaction at COMMIT
+            return Ok(()); // applied here once the transaction commits
         }
-        let lsn = match fwd
+        let position = match fwd
             .conn
             .query_first::<mysql_async::Row, _>("SHOW MYRELAY STATUS")
             .await
         {
-            Ok(Some(mut row)) => row.take::<Option<u64>, _>("lsn").flatten().unwrap_or(0),
-            _ => 0,
+            Ok(Some(mut row)) => row.take::<Option<String>, _>("gtid").flatten(),
+            _ => None,
         };
+        let target = position
+            .as_deref()
+            .and_then(|p| Position::parse(p).ok())
+            .unwrap_or_default();
         if let Some(replica) = &self.node.replica
-            && !replica.wait_applied(lsn, READ_YOUR_WRITES).await
+            && !replica.wait_applied(&target, READ_YOUR_WRITES).await
         {
             warn!(
-                lsn,
+                %target,
                 "forwarded write not applied here in time; reads may be stale"
             );
         } else {
-            debug!(lsn, "forwarded write applied locally");
+            debug!(%target, "forwarded write applied locally");
         }
         Ok(())
     }
+
+    /// On a slave, a statement that set session state (it ran here) runs on the forward
+    /// connection too, or is kept to run there when it opens.
+    pub(super) async fn mirror_session(&mut self, text: &str, classified: &Classified) {
+        if self.node.replica.is_none()
+            || !(classified.class() == StatementClass::Session || assigns_user_variable(text))
+        {
+            return;
+        }
+        if self.session_setup.len() < MAX_SESSION_SETUP {
+            self.session_setup.push(text.to_string());
+        } else {
+            warn!(
+                kept = MAX_SESSION_SETUP,
+                "too many session statements to replay on a new forward connection; later ones \
+                 reach the master only while it is connected"
+            );
+        }
+        if let Some(fwd) = self.forward.as_mut()
+            && let Err(e) = fwd.conn.query_drop(text).await
+        {
+            warn!(error = %e, "could not mirror session state to the master; reconnecting");
+            self.forward = None;
+        }
+    }
 }
+
+/// Session statements a slave keeps for a forward connection not yet opened.
+const MAX_SESSION_SETUP: usize = 4096;

@@ -1,10 +1,10 @@
 //! SQL-level prepared statements (`PREPARE` / `EXECUTE … USING` / `EXECUTE IMMEDIATE` /
-//! `DEALLOCATE PREPARE`) on a node that logs or forwards writes.
+//! `DEALLOCATE PREPARE`) on a slave, which forwards writes.
 //!
-//! The backend keeps the prepared statement and the user variables, and no other server has
-//! them: an `EXECUTE` that changes data is therefore run as the text it was prepared from, with
-//! its values inlined, so that the log and the master see one self-contained statement — the same
-//! rule as for binary-protocol prepared writes. `PREPARE` itself stays on the node's own backend
+//! The slave's backend keeps the prepared statement, and the master does not have it: an
+//! `EXECUTE` that changes data is therefore run as the text it was prepared from, with its
+//! values inlined, so that the master gets one self-contained statement — the same rule as for
+//! binary-protocol prepared writes. `PREPARE` itself stays on the node's own backend
 //! (it is session state), after the policy has judged the statement it prepares.
 
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{End, Session};
 use crate::frontend::prepared::{inline, placeholders};
 use crate::frontend::reply::ErrorReply;
-use crate::sql::classify::{StatementClass, classify};
+use crate::sql::classify::{Classified, StatementClass, classify};
 use crate::sql::prepare::{PreparedSql, Source};
 
 /// The SQL each statement name was prepared from, and the backend connection (epoch) holding it.
@@ -31,10 +31,46 @@ pub(super) enum Plan {
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
-    /// True when the node sends changes somewhere else (a replicating master logs them, a slave
-    /// forwards them): only then must an `EXECUTE` name what it runs.
+    /// True when the node sends changes somewhere else (a slave forwards them to the master):
+    /// only then must an `EXECUTE` name what it runs.
     fn relays_changes(&self) -> bool {
-        self.node.master.is_some() || self.node.replica.is_some()
+        self.node.replica.is_some()
+    }
+
+    /// Forgets the remembered `sql_mode` and client charset when `classified` may change them.
+    pub(super) fn forget_context(&mut self, classified: &Classified) {
+        let keeps = classified.statements.iter().all(|s| match s.class {
+            StatementClass::Read | StatementClass::Transaction => true,
+            StatementClass::Write => s.verb != "CALL",
+            _ => false,
+        });
+        if !keeps {
+            self.context = None;
+        }
+    }
+
+    /// The session's `sql_mode` and client charset, which inlining values into text needs:
+    /// asked of the backend once, then remembered until a statement that may change them runs
+    /// (see `forget_context`). Only a slave inlines (to forward a prepared write).
+    pub(super) async fn session_context(&mut self) -> (String, String) {
+        if let Some(known) = &self.context {
+            return known.clone();
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return (String::new(), "utf8mb4".into());
+        };
+        match conn
+            .query_first::<(String, String), _>(
+                "SELECT @@session.sql_mode, @@session.character_set_client",
+            )
+            .await
+        {
+            Ok(Some(context)) => {
+                self.context = Some(context.clone());
+                context
+            }
+            _ => (String::new(), "utf8mb4".into()),
+        }
     }
 
     /// Handles `command` (the packet `sql`) on a relaying node.

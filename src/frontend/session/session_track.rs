@@ -76,7 +76,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         let mut ok = ok_info(conn.last_ok_packet());
         self.status = ok.status;
-        self.keep_warnings(false).await;
         let mut state = Vec::new();
         if !tracked.variables.is_empty()
             && let Some(conn) = self.conn.as_mut()

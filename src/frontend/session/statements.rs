@@ -1,10 +1,11 @@
 //! Prepared statements: COM_STMT_PREPARE / EXECUTE / SEND_LONG_DATA / RESET / CLOSE.
 //!
 //! A statement is classified and checked by the policy when it is prepared and again when it is
-//! executed. Reads and session statements run as real prepared statements on the backend, their
-//! rows relayed in the binary protocol. Writes and DDL are executed as their text with the bound
-//! values inlined exactly, through the same path as COM_QUERY, so a replicating master logs them
-//! with their values and a slave forwards them; their reply is an OK packet either way.
+//! executed. They run as real prepared statements on the backend, their rows relayed in the
+//! binary protocol; except on a slave, where writes and DDL are executed as their text with the
+//! bound values inlined exactly, through the same path as COM_QUERY, so that the slave can
+//! forward them to the master (which does not have the statement); their reply is an OK packet
+//! either way.
 
 use std::collections::HashMap;
 
@@ -56,14 +57,15 @@ fn unknown(id: u32, command: &str) -> ErrorReply {
     )
 }
 
-fn runs_as_text(classified: &Classified) -> bool {
-    matches!(
-        classified.class(),
-        StatementClass::Write
-            | StatementClass::Ddl
-            | StatementClass::Admin
-            | StatementClass::Transaction
-    )
+fn runs_as_text(classified: &Classified, forwards: bool) -> bool {
+    forwards
+        && matches!(
+            classified.class(),
+            StatementClass::Write
+                | StatementClass::Ddl
+                | StatementClass::Admin
+                | StatementClass::Transaction
+        )
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
@@ -111,7 +113,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
         };
         let returns_rows = !stmt.columns().is_empty();
-        if runs_as_text(&classified) && returns_rows {
+        if runs_as_text(&classified, self.node.replica.is_some()) && returns_rows {
             let _ = conn.close(stmt).await;
             self.replies.error(&ErrorReply::new(
                 1235,
@@ -246,7 +248,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             self.refuse(&sql, &classified, &refusal);
             return Ok(());
         }
-        if runs_as_text(&classified) {
+        if runs_as_text(&classified, self.node.replica.is_some()) {
             if !self.conn_or_reply().await {
                 return Ok(());
             }

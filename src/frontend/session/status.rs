@@ -1,15 +1,22 @@
-//! `SHOW MYRELAY STATUS`: the node's role and LSN, and on a master one row per slave with its
-//! link state, applied LSN and lag. Answered by the node itself, never sent to the backend.
+//! `SHOW MYRELAY STATUS`: the node's role and position, and on a master one row per slave with
+//! its link state, applied position and lag. Answered by the node itself, never sent to the
+//! client's backend connection.
+//!
+//! `lsn` and `applied_lsn` are positions in the master's binlog as numbers (the GTID sequence
+//! numbers summed over replication domains), `gtid` the position itself.
 
 use mysql_common::constants::{ColumnFlags, ColumnType};
 use mysql_common::packets::Column;
 use mysql_common::value::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use mysql_async::prelude::Queryable;
+
 use super::Session;
+use crate::replication::gtid::Position;
 
 /// Columns of the status result.
-const COLUMNS: [(&str, bool); 8] = [
+const COLUMNS: [(&str, bool); 9] = [
     ("node", false),
     ("role", false),
     ("lsn", true),
@@ -18,6 +25,7 @@ const COLUMNS: [(&str, bool); 8] = [
     ("lag_entries", true),
     ("lag_ms", true),
     ("state", false),
+    ("gtid", false),
 ];
 
 /// True for `SHOW MYRELAY STATUS` (any case and spacing, optional `;`).
@@ -51,20 +59,30 @@ fn text(v: impl ToString) -> Option<Value> {
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// Queues the status result set.
-    pub(super) fn show_status(&mut self) {
+    pub(super) async fn show_status(&mut self) {
         let config = &self.node.config;
         let mut rows: Vec<Vec<Option<Value>>> = Vec::new();
         if let Some(master) = &self.node.master {
-            let lsn = master.lsn();
+            // The backend's binlog as it is now: a slave waits for this after a forwarded write.
+            if let Ok(mut conn) = self.node.backend.acquire(false).await
+                && let Ok(Some(pos)) = conn
+                    .query_first::<String, _>("SELECT @@global.gtid_binlog_pos")
+                    .await
+                && let Ok(pos) = Position::parse(&pos)
+            {
+                master.saw(&pos);
+            }
+            let position = master.position();
             rows.push(vec![
                 text(&config.name),
                 text("master"),
-                text(lsn),
+                text(position.lsn()),
                 None,
                 None,
                 None,
                 None,
                 text("serving"),
+                text(&position),
             ]);
             for (name, slave) in master.slaves() {
                 rows.push(vec![
@@ -72,14 +90,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     text("slave"),
                     None,
                     text(if slave.connected { "yes" } else { "no" }),
-                    text(slave.applied_lsn),
-                    text(lsn.saturating_sub(slave.applied_lsn)),
+                    text(slave.applied.lsn()),
+                    text(slave.applied.behind(&position)),
                     text(slave.lag_ms),
                     text(if slave.connected {
                         "streaming"
                     } else {
                         "disconnected"
                     }),
+                    text(&slave.applied),
                 ]);
             }
         } else if let Some(replica) = &self.node.replica {
@@ -92,12 +111,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             rows.push(vec![
                 text(&config.name),
                 text("slave"),
-                text(s.applied_lsn),
+                text(s.applied.lsn()),
                 text(if s.connected { "yes" } else { "no" }),
-                text(s.applied_lsn),
-                text(s.master_lsn.saturating_sub(s.applied_lsn)),
+                text(s.applied.lsn()),
+                text(s.applied.behind(&s.master)),
                 None,
                 text(state),
+                text(&s.applied),
             ]);
         } else {
             rows.push(vec![
@@ -109,6 +129,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 None,
                 None,
                 text("standalone"),
+                None,
             ]);
         }
         let columns: Vec<Column> = COLUMNS

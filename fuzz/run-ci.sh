@@ -21,7 +21,7 @@ fi
 export RUSTC_BOOTSTRAP=1
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-for target in packet handshake classify change channel; do
+for target in packet handshake classify binlog channel; do
   echo "fuzz: $target for ${seconds}s"
   if ! cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=65536 \
     -print_final_stats=1 >"$log" 2>&1; then

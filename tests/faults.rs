@@ -1,7 +1,9 @@
-//! Faults with real processes: nodes run as the `myrelay` binary from TOML files and are killed
-//! with SIGKILL mid-load. Slaves resume without losing or repeating an entry; every write a
-//! client saw acknowledged by the master survives the master's death; a torn log tail is cut.
-//! SIGTERM drains a node; SIGHUP reloads its users without dropping a connection.
+//! Faults with real processes: nodes run as the `myrelay` binary from TOML files, and a node or
+//! a backend is killed with SIGKILL under a 4-writer load. Afterwards every acknowledged commit
+//! is on every slave exactly once (each write a unique tag) and the checksums are equal; with
+//! `replication.ack = "one"` the slave holds every acknowledged commit when the master's node
+//! and backend die together. SIGTERM drains a node; SIGHUP reloads its users without dropping
+//! a connection.
 
 mod common;
 
@@ -108,7 +110,7 @@ impl NodeProcess {
     }
 }
 
-fn master_toml(client: u16, repl: u16, backend: SocketAddr, log: &Path) -> String {
+fn master_toml(client: u16, repl: u16, backend: SocketAddr, ack: &str) -> String {
     format!(
         r#"
 [node]
@@ -122,9 +124,9 @@ role = "admin"
 password_env = "DB_PASS"
 [replication]
 listen = "127.0.0.1:{repl}"
-log_dir = "{}"
-"#,
-        log.display()
+ack = "{ack}"
+ack_timeout_ms = 30000
+"#
     )
 }
 
@@ -154,20 +156,18 @@ master = "127.0.0.1:{repl}"
 }
 
 struct ProcCluster {
-    /// Holds the configs and the master's log until the test ends.
+    /// Holds the configs until the test ends.
     _dir: tempfile::TempDir,
     master: NodeProcess,
     slaves: Vec<NodeProcess>,
-    log: PathBuf,
 }
 
 impl ProcCluster {
-    async fn start(slaves: usize) -> ProcCluster {
+    async fn start(slaves: usize, ack: &str) -> ProcCluster {
         let dir = tempfile::tempdir().expect("dir");
-        let log = dir.path().join("log");
         let (mc, mr) = (free_port(), free_port());
         let server = backend().await;
-        let toml = master_toml(mc, mr, server.addr(), &log);
+        let toml = master_toml(mc, mr, server.addr(), ack);
         let master = NodeProcess::start(
             dir.path(),
             "master",
@@ -197,38 +197,30 @@ impl ProcCluster {
             _dir: dir,
             master,
             slaves: procs,
-            log,
         }
     }
 
-    async fn master_lsn(&self) -> u64 {
-        lsn_of(self.master.as_test_node_backend()).await
-    }
-
+    /// Waits until every slave's backend confirms it applied what the master's backend has
+    /// committed now (`MASTER_GTID_WAIT`).
     async fn converge(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        let target = self.master_lsn().await;
+        let mut conn = common::connect(self.master.as_test_node_backend(), DB_USER, DB_PASS).await;
+        let target: String = conn
+            .query_first("SELECT @@global.gtid_binlog_pos")
+            .await
+            .expect("position")
+            .unwrap_or_default();
         for s in &self.slaves {
-            loop {
-                let applied = lsn_of(s.as_test_node_backend()).await;
-                if applied >= target {
-                    assert_eq!(applied, target, "a slave cannot be ahead of the master");
-                    break;
-                }
-                assert!(Instant::now() < deadline, "slave at {applied} of {target}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            let mut conn = common::connect(s.as_test_node_backend(), DB_USER, DB_PASS).await;
+            let reached: Option<i64> = conn
+                .query_first(format!(
+                    "SELECT MASTER_GTID_WAIT('{target}', {})",
+                    within.as_secs()
+                ))
+                .await
+                .expect("wait");
+            assert_eq!(reached, Some(0), "a slave did not reach {target}");
         }
     }
-}
-
-async fn lsn_of(backend: SocketAddr) -> u64 {
-    let mut conn = common::connect(backend, DB_USER, DB_PASS).await;
-    conn.query_first::<u64, _>(myrelay::replication::apply::HIGHEST_APPLIED_SQL)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(0)
 }
 
 async fn counts(backend: SocketAddr) -> (i64, i64) {
@@ -298,98 +290,146 @@ async fn setup(cluster: &ProcCluster) {
         .expect("table");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_slave_killed_during_load_resumes_without_loss_or_repeats() {
-    let mut cluster = ProcCluster::start(2).await;
+/// Waits until the writers have `n` more acknowledged writes than now.
+async fn acked_more(acked: &Mutex<Vec<String>>, n: usize) {
+    let target = acked.lock().expect("acked").len() + n;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().expect("acked").len() < target {
+        assert!(Instant::now() < deadline, "the writers stalled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What a fault test kills.
+#[derive(Clone, Copy, Debug)]
+enum Victim {
+    MasterNode,
+    MasterBackend,
+    SlaveNode,
+    SlaveBackend,
+}
+
+/// Kills `victim` with SIGKILL three times under a 4-writer load, bringing it back each time,
+/// then checks that every acknowledged write is on every node exactly once and that the
+/// nodes' checksums agree.
+async fn kill_during_load(victim: Victim) {
+    let mut cluster = ProcCluster::start(2, "none").await;
     setup(&cluster).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::new()));
     let pause = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = start_load(cluster.master.addr, 4, stop.clone(), pause, acked.clone());
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        cluster.slaves[0].kill9().await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        cluster.slaves[0].spawn().await;
+        acked_more(&acked, 100).await;
+        match victim {
+            Victim::MasterNode => {
+                cluster.master.kill9().await;
+                cluster.master.spawn().await;
+            }
+            Victim::MasterBackend => {
+                cluster.master.server.kill().await;
+                cluster.master.server.restart().await.expect("restart");
+            }
+            Victim::SlaveNode => {
+                cluster.slaves[0].kill9().await;
+                cluster.slaves[0].spawn().await;
+            }
+            Victim::SlaveBackend => {
+                cluster.slaves[0].server.kill().await;
+                cluster.slaves[0].server.restart().await.expect("restart");
+            }
+        }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    acked_more(&acked, 100).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for l in load {
         l.await.expect("writer");
     }
-    cluster.converge(Duration::from_secs(30)).await;
-    let acked = acked.lock().expect("acked").len() as i64;
-    assert!(acked > 100, "only {acked} writes during the test");
+    cluster.converge(Duration::from_secs(60)).await;
+    let acked: BTreeSet<String> = acked.lock().expect("acked").iter().cloned().collect();
+    let on_master = all_tags(cluster.master.as_test_node_backend()).await;
+    assert!(
+        acked.is_subset(&on_master),
+        "{victim:?}: acknowledged writes missing on the master"
+    );
     let master = counts(cluster.master.as_test_node_backend()).await;
-    assert_eq!(master, (acked, acked));
+    // Each tag is unique: a repeated transaction would add a row, a skipped one lose a row.
+    assert_eq!(
+        master.0, master.1,
+        "{victim:?}: a write ran twice on the master"
+    );
     for s in &cluster.slaves {
-        // Each tag is unique: a repeated entry would add a row, a skipped one lose a row.
-        assert_eq!(counts(s.as_test_node_backend()).await, master);
+        assert_eq!(counts(s.as_test_node_backend()).await, master, "{victim:?}");
+        assert_eq!(
+            all_tags(s.as_test_node_backend()).await,
+            on_master,
+            "{victim:?}"
+        );
     }
+    let addrs: Vec<String> = std::iter::once(&cluster.master)
+        .chain(&cluster.slaves)
+        .map(|n| n.addr.to_string())
+        .collect();
+    let checksum = std::process::Command::new(env!("CARGO_BIN_EXE_myrelay"))
+        .arg("checksum")
+        .args(&addrs)
+        .env("DB_USER", DB_USER)
+        .env("DB_PASS", DB_PASS)
+        .output()
+        .expect("myrelay checksum");
+    assert!(
+        checksum.status.success(),
+        "{victim:?}: {}",
+        String::from_utf8_lossy(&checksum.stdout)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_acknowledged_write_survives_a_killed_master_and_a_torn_log_tail() {
-    let mut cluster = ProcCluster::start(2).await;
+async fn kill9_of_the_master_node_under_load_loses_and_repeats_nothing() {
+    kill_during_load(Victim::MasterNode).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill9_of_the_masters_backend_under_load_loses_and_repeats_nothing() {
+    kill_during_load(Victim::MasterBackend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill9_of_a_slave_node_under_load_loses_and_repeats_nothing() {
+    kill_during_load(Victim::SlaveNode).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill9_of_a_slaves_backend_under_load_loses_and_repeats_nothing() {
+    kill_during_load(Victim::SlaveBackend).await;
+}
+
+/// `replication.ack = "one"`: the master's node and backend die together under load, and the
+/// slave already holds every write whose OK a client got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_ack_one_the_slave_holds_every_acknowledged_write_when_the_master_dies() {
+    let mut cluster = ProcCluster::start(1, "one").await;
     setup(&cluster).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::new()));
     let pause = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = start_load(
-        cluster.master.addr,
-        4,
-        stop.clone(),
-        pause.clone(),
-        acked.clone(),
-    );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let load = start_load(cluster.master.addr, 4, stop.clone(), pause, acked.clone());
+    acked_more(&acked, 300).await;
     cluster.master.kill9().await;
-    // Writers hold off until the restarted log has been checked, then come back.
-    pause.store(true, std::sync::atomic::Ordering::Relaxed);
-    // A crash mid-append leaves a partial record at the end of the log.
-    let log_file = cluster.log.join("replication.log");
-    let before = std::fs::metadata(&log_file).expect("log").len();
-    {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&log_file)
-            .expect("open log");
-        f.write_all(&[0x40, 0, 0, 0, 9, 9, 9]).expect("torn tail");
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    cluster.master.spawn().await;
-    assert_eq!(
-        std::fs::metadata(&log_file).expect("log").len(),
-        before,
-        "torn tail cut off"
-    );
-    pause.store(false, std::sync::atomic::Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cluster.master.server.kill().await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for l in load {
         l.await.expect("writer");
     }
-    cluster.converge(Duration::from_secs(30)).await;
     let acked: BTreeSet<String> = acked.lock().expect("acked").iter().cloned().collect();
-    assert!(acked.len() > 100, "only {} writes", acked.len());
-    let on_master = all_tags(cluster.master.as_test_node_backend()).await;
+    let on_slave = all_tags(cluster.slaves[0].as_test_node_backend()).await;
+    let missing: Vec<&String> = acked.difference(&on_slave).collect();
     assert!(
-        acked.is_subset(&on_master),
-        "acknowledged writes missing on the master"
+        missing.is_empty(),
+        "acknowledged but not on the slave: {missing:?}"
     );
-    for s in &cluster.slaves {
-        let tags = all_tags(s.as_test_node_backend()).await;
-        assert!(
-            acked.is_subset(&tags),
-            "acknowledged writes missing on a slave"
-        );
-        assert_eq!(tags, on_master);
-        assert_eq!(
-            counts(s.as_test_node_backend()).await,
-            counts(cluster.master.as_test_node_backend()).await
-        );
-    }
+    let (rows, distinct) = counts(cluster.slaves[0].as_test_node_backend()).await;
+    assert_eq!(rows, distinct, "a write applied twice");
 }
 
 /// SIGTERM drains: new clients are turned away, an idle client is told the server is shutting
@@ -397,7 +437,7 @@ async fn every_acknowledged_write_survives_a_killed_master_and_a_torn_log_tail()
 /// it, and the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_lets_an_open_transaction_finish_and_replicate() {
-    let mut cluster = ProcCluster::start(1).await;
+    let mut cluster = ProcCluster::start(1, "none").await;
     setup(&cluster).await;
     let addr = cluster.master.addr;
     let mut in_tx = common::connect(addr, DB_USER, DB_PASS).await;

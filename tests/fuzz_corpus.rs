@@ -44,8 +44,8 @@ fn classify_corpus() {
 }
 
 #[test]
-fn change_corpus() {
-    replay("change", checks::change);
+fn binlog_corpus() {
+    replay("binlog", checks::binlog);
 }
 
 #[test]

@@ -1,12 +1,11 @@
 //! `[limits]` that protect a node from its clients: connections per node (1040) and per user
-//! (1203), the handshake and idle timeouts, and the caps on what the node must hold in memory (a
-//! replicated write's diagnostics, an open transaction's log).
+//! (1203), the handshake and idle timeouts.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ADMIN, APP, Cluster, TestNode, expect_error};
+use common::{ADMIN, APP, TestNode};
 use myrelay::config::NodeRole;
 use mysql_async::prelude::Queryable;
 use tokio::io::AsyncReadExt;
@@ -164,77 +163,4 @@ async fn an_idle_client_is_disconnected_and_its_transaction_rolls_back() {
         .await
         .expect("count");
     assert_eq!(n, Some(0), "the idle client's transaction rolled back");
-}
-
-/// Limits of the cluster below: small enough to reach with a few statements.
-fn small_buffers(config: &mut myrelay::config::NodeConfig) {
-    config.limits.max_buffered_result = 300;
-    config.limits.max_transaction_log = 300;
-}
-
-#[tokio::test]
-async fn what_the_node_must_hold_in_memory_is_capped() {
-    let cluster = Cluster::start_with(1, small_buffers).await;
-    let mut conn = cluster.master.connect(APP).await;
-    let mut admin = cluster.master.connect(ADMIN).await;
-    admin
-        .query_drop("CREATE DATABASE cap")
-        .await
-        .expect("create db");
-    admin
-        .query_drop("CREATE TABLE cap.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(2))")
-        .await
-        .expect("create table");
-    conn.query_drop("SET SESSION sql_mode = ''")
-        .await
-        .expect("sql_mode");
-
-    // A write with one warning: its diagnostics are small enough to keep.
-    conn.query_drop("INSERT INTO cap.t (v) VALUES ('xxx')")
-        .await
-        .expect("insert");
-    let warnings: Vec<(String, u32, String)> = conn.query("SHOW WARNINGS").await.expect("warnings");
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert_eq!(warnings[0].1, 1265);
-    // With ten, they are past limits.max_buffered_result: not kept, and the client is told.
-    let many = ["('xxx')"; 10].join(", ");
-    conn.query_drop(format!("INSERT INTO cap.t (v) VALUES {many}"))
-        .await
-        .expect("insert");
-    let (code, state, message) = expect_error(&mut conn, "SHOW WARNINGS").await;
-    assert_eq!((code, state.as_str()), (1041, "HY000"), "{message}");
-    assert!(message.contains("max_buffered_result"), "{message}");
-    let one: Option<i32> = conn.query_first("SELECT 1").await.expect("usable");
-    assert_eq!(one, Some(1));
-
-    // A transaction may log up to limits.max_transaction_log; the write past it does not run.
-    let row = format!("INSERT INTO cap.t (v) VALUES ('{}')", "y".repeat(2));
-    let padded = format!("{row} /* {} */", "p".repeat(80));
-    conn.query_drop("BEGIN").await.expect("begin");
-    conn.query_drop(padded.as_str()).await.expect("first");
-    conn.query_drop(padded.as_str()).await.expect("second");
-    let (code, state, message) = expect_error(&mut conn, &padded).await;
-    assert_eq!((code, state.as_str()), (1197, "HY000"), "{message}");
-    assert!(message.contains("max_transaction_log"), "{message}");
-    // The transaction is still open and commits what ran, on the master and the slave.
-    conn.query_drop("COMMIT").await.expect("commit");
-    let count = "SELECT COUNT(*) FROM cap.t WHERE v = 'yy'";
-    let n: Option<i64> = conn.query_first(count).await.expect("count");
-    assert_eq!(n, Some(2));
-    cluster.converge(Duration::from_secs(10)).await;
-    let n: Option<i64> = cluster.slaves[0]
-        .direct()
-        .await
-        .query_first(count)
-        .await
-        .expect("count");
-    assert_eq!(
-        n,
-        Some(2),
-        "the slave has the two rows that ran, not the refused one"
-    );
-    // A single autocommit write past the limit is refused the same way.
-    let big = format!("{row} /* {} */", "p".repeat(400));
-    let (code, _, _) = expect_error(&mut conn, &big).await;
-    assert_eq!(code, 1197);
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     ADMIN, SECRET, TestNode, backend, master_replication, node_config, slave_replication,
@@ -58,10 +58,10 @@ impl Ca {
 }
 
 /// A replicating master whose channel serves TLS with `tls`.
-async fn tls_master(log_dir: &Path, tls: ReplicationTls) -> TestNode {
+async fn tls_master(tls: ReplicationTls) -> TestNode {
     let server = backend().await;
     let mut config = node_config("master", NodeRole::Master, server.addr());
-    let mut replication = master_replication(log_dir);
+    let mut replication = master_replication();
     replication.tls = Some(tls);
     config.replication = Some(replication);
     let node = node::start(config).await.expect("start master");
@@ -88,17 +88,23 @@ async fn slave(
     TestNode { node, server }
 }
 
-/// Whether the slave's link to the master comes up within `within`.
-async fn links(slave: &TestNode, within: Duration) -> bool {
+/// Waits until the slave node reports its link up (`Ok`) or refused (`Err` with why).
+async fn link_outcome(slave: &TestNode) -> Result<(), String> {
     let replica = slave.node.shared.replica.clone().expect("a replica");
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if replica.status().connected {
-            return true;
+    let mut changes = replica.status_changes();
+    loop {
+        let status = replica.status();
+        if status.connected {
+            return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(why) = status.link_error {
+            return Err(why);
+        }
+        tokio::time::timeout(Duration::from_secs(30), changes.changed())
+            .await
+            .expect("the slave reports its link's outcome")
+            .expect("the slave runs");
     }
-    false
 }
 
 /// Rows of `tls.t` on a node's backend (None: the table is not there).
@@ -116,12 +122,7 @@ async fn only_a_slave_with_the_cluster_certificate_and_secret_replicates() {
     let dir = tempfile::tempdir().expect("dir");
     let cluster_ca = Ca::new("cluster CA");
     let other_ca = Ca::new("another CA");
-    let log_dir = tempfile::tempdir().expect("log dir");
-    let master = tls_master(
-        log_dir.path(),
-        cluster_ca.node_files(dir.path(), "master", &cluster_ca),
-    )
-    .await;
+    let master = tls_master(cluster_ca.node_files(dir.path(), "master", &cluster_ca)).await;
 
     let good = slave(
         "good",
@@ -156,10 +157,7 @@ async fn only_a_slave_with_the_cluster_certificate_and_secret_replicates() {
     .await;
     let plaintext = slave("plaintext", &master, SECRET, None).await;
 
-    assert!(
-        links(&good, Duration::from_secs(10)).await,
-        "the good slave links"
-    );
+    assert_eq!(link_outcome(&good).await, Ok(()), "the good slave links");
     let mut conn = master.connect(ADMIN).await;
     conn.query_drop("CREATE DATABASE tls").await.expect("db");
     conn.query_drop("CREATE TABLE tls.t (id INT PRIMARY KEY)")
@@ -168,17 +166,17 @@ async fn only_a_slave_with_the_cluster_certificate_and_secret_replicates() {
     conn.query_drop("INSERT INTO tls.t VALUES (1), (2), (3)")
         .await
         .expect("insert");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while rows(&good).await != Some(3) {
-        assert!(Instant::now() < deadline, "the good slave caught up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let target = common::master_position(&master).await;
+    let replica = good.node.shared.replica.clone().expect("a replica");
+    assert!(
+        replica.wait_applied(&target, Duration::from_secs(20)).await,
+        "the good slave caught up"
+    );
+    assert_eq!(rows(&good).await, Some(3));
     for refused in [&foreign, &impostor, &wrong_secret, &plaintext] {
         let name = &refused.node.shared.config.name;
-        assert!(
-            !links(refused, Duration::from_secs(3)).await,
-            "{name} was let in"
-        );
+        let outcome = link_outcome(refused).await;
+        assert!(outcome.is_err(), "{name} was let in");
         assert_eq!(rows(refused).await, None, "{name} received data");
     }
     // The master's view: only the good slave ever subscribed.

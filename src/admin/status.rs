@@ -103,11 +103,7 @@ impl NodeStatus {
         } else if let Some(replica) = &node.replica {
             let s = replica.status();
             status.lsn = s.applied.lsn();
-            status.state = match &s.stopped {
-                Some(why) => format!("applier stopped: {why}"),
-                None if s.connected => "following".into(),
-                None => "connecting".into(),
-            };
+            status.state = s.state();
             status.master_link = Some(MasterLink {
                 address: config.master.clone(),
                 connected: s.connected,

@@ -1121,8 +1121,8 @@ mod tests {
 
         // Inner length pointing past the frame, trailing bytes, bad UTF-8.
         let bad_bodies: [&[u8]; 4] = [
-            &[TAG_ENTRY, 1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 1],
-            &[TAG_ACK, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[TAG_EVENTS, 0xff, 0xff, 0xff, 0xff, 1],
+            &[TAG_ACK, 1, 0, 0, 0, b'0', 0],
             &[TAG_ERROR, 2, 0, 0, 0, 0xc3, 0x28],
             &[],
         ];

@@ -66,6 +66,7 @@ pub async fn serve(replica: Arc<Replica>, socket: TcpStream) -> Result<(), Strin
     let (mut link, source) = match replica.open_link().await {
         Ok(x) => x,
         Err(why) => {
+            replica.link_failed(&why);
             // An error in place of the greeting: the replica logs it and retries.
             let mut replies = Replies::new(out, feed_caps());
             replies.error(&ErrorReply::new(

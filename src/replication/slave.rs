@@ -34,6 +34,21 @@ pub struct SlaveStatus {
     pub master: Position,
     /// Why the backend's applier stopped, if it did.
     pub stopped: Option<String>,
+    /// Why the last attempt to reach the master failed, while not connected.
+    pub link_error: Option<String>,
+}
+
+impl SlaveStatus {
+    /// The state shown in status: following, connecting (and why not yet), or the applier's
+    /// error.
+    pub fn state(&self) -> String {
+        match (&self.stopped, &self.link_error) {
+            (Some(why), _) => format!("applier stopped: {why}"),
+            (None, _) if self.connected => "following".into(),
+            (None, Some(why)) => format!("connecting ({why})"),
+            (None, None) => "connecting".into(),
+        }
+    }
 }
 
 /// Keeps a slave's backend replicating from the master through the node.
@@ -49,6 +64,8 @@ pub struct Replica {
     /// The feed account's password, new at every start.
     feed_password: String,
     status: Mutex<SlaveStatus>,
+    /// Bumped at every change of `status`, for whoever waits on one.
+    generation: watch::Sender<u64>,
     applied: watch::Sender<Position>,
     /// The transactions the feed has written to the backend.
     relayed: watch::Sender<Position>,
@@ -78,6 +95,7 @@ impl Replica {
             feed_host: feed_host.to_string(),
             feed_password,
             status: Mutex::new(SlaveStatus::default()),
+            generation: watch::channel(0).0,
             applied: watch::channel(Position::default()).0,
             relayed: watch::channel(Position::default()).0,
         })
@@ -92,13 +110,37 @@ impl Replica {
     }
 
     fn set(&self, f: impl FnOnce(&mut SlaveStatus)) {
-        if let Ok(mut s) = self.status.lock() {
-            f(&mut s);
+        let changed = match self.status.lock() {
+            Ok(mut s) => {
+                let before = (s.connected, s.stopped.clone(), s.link_error.clone());
+                f(&mut s);
+                before != (s.connected, s.stopped.clone(), s.link_error.clone())
+            }
+            Err(_) => false,
+        };
+        if changed {
+            self.generation.send_modify(|g| *g = g.wrapping_add(1));
         }
     }
 
+    /// Marks each change of the link or applier state (connected, stopped, link error), so that
+    /// a caller waits for what the node reports instead of polling: take it, read
+    /// [`Replica::status`], and await `changed()` before reading again.
+    pub fn status_changes(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
     pub(super) fn set_connected(&self, connected: bool) {
-        self.set(|s| s.connected = connected);
+        self.set(|s| {
+            s.connected = connected;
+            if connected {
+                s.link_error = None;
+            }
+        });
+    }
+
+    pub(super) fn link_failed(&self, why: &str) {
+        self.set(|s| s.link_error = Some(why.to_string()));
     }
 
     pub(super) fn master_at(&self, position: Position) {

@@ -9,6 +9,7 @@ use std::process::Output;
 use myrelay::backend::launcher::{BackendSpec, ThrowawayServer};
 use myrelay::config::{Limits, NodeConfig, NodeRole, User, UserRole};
 use myrelay::node::{self, NodeHandle};
+use myrelay::replication::gtid::Position;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
@@ -86,13 +87,17 @@ pub async fn start_demo(
     (child, lines)
 }
 
-/// Starts a throwaway backend.
+/// Server ids of this test process's backends: unique, as replication needs.
+static NEXT_SERVER_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// Starts a throwaway backend (binlog on, a server id of its own).
 pub async fn backend() -> ThrowawayServer {
     ThrowawayServer::start(BackendSpec {
         user: DB_USER.into(),
         password: DB_PASS.into(),
         data_dir: None,
         port: 0,
+        server_id: NEXT_SERVER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
     })
     .await
     .expect("start throwaway mariadbd")
@@ -292,20 +297,21 @@ pub const SECRET: &str = "test-cluster-secret";
 pub struct Cluster {
     pub master: TestNode,
     pub slaves: Vec<TestNode>,
-    pub log_dir: tempfile::TempDir,
     /// Applied to every node's config before it starts.
     configure: fn(&mut NodeConfig),
 }
 
-/// Replication settings for a master logging to `log_dir`.
-pub fn master_replication(log_dir: &std::path::Path) -> myrelay::config::Replication {
+/// Replication settings for a master.
+pub fn master_replication() -> myrelay::config::Replication {
     myrelay::config::Replication {
         listen: Some("127.0.0.1:0".parse().expect("addr")),
         master: None,
-        log_dir: Some(log_dir.to_path_buf()),
-        fsync: true,
         secret: SECRET.into(),
         tls: None,
+        ack: myrelay::config::Ack::None,
+        ack_timeout: std::time::Duration::from_secs(1),
+        feed_listen: "127.0.0.1:0".parse().expect("addr"),
+        feed_host: "127.0.0.1".into(),
     }
 }
 
@@ -314,10 +320,8 @@ pub fn slave_replication(master: SocketAddr, secret: &str) -> myrelay::config::R
     myrelay::config::Replication {
         listen: None,
         master: Some(master),
-        log_dir: None,
-        fsync: true,
         secret: secret.into(),
-        tls: None,
+        ..master_replication()
     }
 }
 
@@ -329,17 +333,15 @@ impl Cluster {
 
     /// A master and `slaves` slaves, each node's config passed through `configure` first.
     pub async fn start_with(slaves: usize, configure: fn(&mut NodeConfig)) -> Cluster {
-        let log_dir = tempfile::tempdir().expect("log dir");
         let server = backend().await;
         let mut config = node_config("master", NodeRole::Master, server.addr());
-        config.replication = Some(master_replication(log_dir.path()));
+        config.replication = Some(master_replication());
         configure(&mut config);
         let node = node::start(config).await.expect("start master");
         let master = TestNode { node, server };
         let mut cluster = Cluster {
             master,
             slaves: Vec::new(),
-            log_dir,
             configure,
         };
         for _ in 0..slaves {
@@ -369,45 +371,50 @@ impl Cluster {
         self.slaves.last().expect("just pushed")
     }
 
-    /// The master's last LSN.
-    pub fn master_lsn(&self) -> u64 {
-        self.master
-            .node
-            .shared
-            .master
-            .as_ref()
-            .map(|m| m.lsn())
-            .unwrap_or(0)
+    /// What the master's backend has committed now, as its binlog position.
+    pub async fn master_position(&self) -> Position {
+        master_position(&self.master).await
     }
 
-    /// Waits until every slave applied the master's last LSN.
+    /// The master's binlog position now, as a number (`lsn` in `SHOW MYRELAY STATUS`).
+    pub async fn master_lsn(&self) -> u64 {
+        self.master_position().await.lsn()
+    }
+
+    /// Waits until every slave node reports that its backend applied everything the master's
+    /// backend has committed now.
     pub async fn converge(&self, within: std::time::Duration) {
-        let target = self.master_lsn();
-        let deadline = std::time::Instant::now() + within;
+        let target = self.master_position().await;
         for slave in &self.slaves {
-            loop {
-                let applied = applied_lsn(slave).await;
-                if applied >= target {
-                    break;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{} applied {applied} of {target}",
-                    slave.node.shared.config.name
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+            let replica = slave.node.shared.replica.as_ref().expect("a slave");
+            assert!(
+                replica.wait_applied(&target, within).await,
+                "{} applied {} of {target}",
+                slave.node.shared.config.name,
+                replica.status().applied
+            );
         }
     }
 }
 
-/// The LSN a node's backend has applied (from its own bookkeeping table).
-pub async fn applied_lsn(node: &TestNode) -> u64 {
+/// A backend's binlog position, asked directly.
+pub async fn master_position(node: &TestNode) -> Position {
     let mut conn = node.direct().await;
-    conn.query_first::<u64, _>(myrelay::replication::apply::HIGHEST_APPLIED_SQL)
+    let pos: String = conn
+        .query_first("SELECT @@global.gtid_binlog_pos")
         .await
-        .ok()
-        .flatten()
+        .expect("gtid_binlog_pos")
+        .unwrap_or_default();
+    Position::parse(&pos).expect("position")
+}
+
+/// The position a slave node reports its backend applied, as a number.
+pub fn applied_lsn(node: &TestNode) -> u64 {
+    node.node
+        .shared
+        .replica
+        .as_ref()
+        .map(|r| r.status().applied.lsn())
         .unwrap_or(0)
 }
 

@@ -103,11 +103,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
         } else if let Some(replica) = &self.node.replica {
             let s = replica.status();
-            let state = match &s.stopped {
-                Some(why) => format!("applier stopped: {why}"),
-                None if s.connected => "following".to_string(),
-                None => "connecting".to_string(),
-            };
+            let state = s.state();
             rows.push(vec![
                 text(&config.name),
                 text("slave"),

@@ -103,10 +103,11 @@ fn main() -> ExitCode {
                     return Ok(());
                 }
                 let listen = config.listen;
+                let signals = myrelay::admin::reload::Signals::install();
                 let mut handle = node::start(config)
                     .await
                     .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-                myrelay::admin::reload::until_stopped(&mut handle, &path).await;
+                signals.until_stopped(&mut handle, &path).await;
                 handle.drain().await;
                 Ok(())
             }

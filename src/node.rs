@@ -5,10 +5,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -52,6 +53,11 @@ pub struct NodeShared {
     pub metrics: Metrics,
     /// Logged-in connections per proxy user, for `limits.max_connections_per_user`.
     per_user: Mutex<HashMap<String, usize>>,
+    /// Reloads applied since start: the generation of the users in force, so that an operator
+    /// or a test can tell a SIGHUP has taken effect without probing with statements.
+    reloads_applied: AtomicU64,
+    /// Reloads whose file did not load (nothing changed), counted so they are observable too.
+    reloads_failed: AtomicU64,
 }
 
 /// One of a user's connection slots; given back when dropped.
@@ -95,9 +101,22 @@ fn user_slot(shared: &Arc<NodeShared>, user: &str) -> Option<UserSlot> {
     })
 }
 
+/// Config reloads so far, as `/metrics` and `/api/status` report them: a reload is confirmed
+/// by its counter moving, never by how statements happen to behave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReloadCounts {
+    /// Reloads applied (the users in force are from the last one).
+    pub applied: u64,
+    /// Reloads refused because the file did not load; they changed nothing.
+    pub failed: u64,
+}
+
 /// What a reload changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reloaded {
+    /// Reloads applied since start, this one included: sessions use these users from their
+    /// next statement on.
+    pub generation: u64,
     /// True when the user table differs from the one it replaced.
     pub users_changed: bool,
     /// Keys that changed but only apply after a restart (left as they were).
@@ -138,9 +157,27 @@ impl NodeShared {
         };
         let users_changed = **current != *users;
         *current = users;
+        // Counted while the new users are already in place (and still locked), so a reader who
+        // sees this generation is served by them.
+        let generation = self.reloads_applied.fetch_add(1, Ordering::SeqCst) + 1;
+        drop(current);
         Reloaded {
+            generation,
             users_changed,
             needs_restart: self.config.restart_keys(new),
+        }
+    }
+
+    /// Counts a reload whose config file did not load (the users stay as they were).
+    pub fn reload_failed(&self) {
+        self.reloads_failed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Reloads applied and failed since start.
+    pub fn reloads(&self) -> ReloadCounts {
+        ReloadCounts {
+            applied: self.reloads_applied.load(Ordering::SeqCst),
+            failed: self.reloads_failed.load(Ordering::SeqCst),
         }
     }
 
@@ -340,6 +377,8 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         users,
         metrics: Metrics::default(),
         per_user: Mutex::default(),
+        reloads_applied: AtomicU64::new(0),
+        reloads_failed: AtomicU64::new(0),
     });
     let (admin_addr, admin) = match shared.config.admin.clone() {
         Some(admin) => {

@@ -210,6 +210,17 @@ async fn metrics_parse_as_prometheus_text_and_move_when_statements_run() {
             &[("state", "in_use")]
         ) >= 2.0
     );
+    for result in ["applied", "failed"] {
+        assert_eq!(
+            value(
+                &after,
+                "myrelay_config_reloads_total",
+                &[("result", result)]
+            ),
+            0.0,
+            "no SIGHUP yet"
+        );
+    }
     assert_eq!(
         value(
             &after,

@@ -35,7 +35,7 @@ fn browser_available() -> bool {
         return true;
     }
     let why = format!(
-        "console browser test needs {} (Debian: apt-get install chromium nodejs npm; .ci/run does)",
+        "console browser test needs {} (sudo bash scripts/install-deps.sh browser; .ci/run does)",
         missing.join(" and ")
     );
     assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");

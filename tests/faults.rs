@@ -485,22 +485,73 @@ async fn sigterm_lets_an_open_transaction_finish_and_replicate() {
     );
 }
 
-/// Runs `sql` on `conn` until `done` accepts the outcome (the reload is asynchronous to the
-/// signal), for at most 10 s; returns that outcome.
-async fn until(
-    conn: &mut mysql_async::Conn,
-    sql: &str,
-    done: impl Fn(&mysql_async::Result<()>) -> bool,
-    what: &str,
-) -> mysql_async::Result<()> {
+/// Config reloads a node reports on its admin listener's `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Reloads {
+    applied: f64,
+    failed: f64,
+}
+
+/// Reads `myrelay_config_reloads_total` from `/metrics` at `admin` (a read with no side
+/// effects), waiting up to 10 s for the listener to answer.
+async fn reloads(admin: SocketAddr) -> Reloads {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        match reqwest::get(format!("http://{admin}/metrics")).await {
+            Ok(response) => break response.text().await.expect("/metrics body"),
+            Err(e) => {
+                assert!(Instant::now() < deadline, "/metrics at {admin}: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+        .expect("/metrics parses");
+    let count = |result: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "myrelay_config_reloads_total" && s.labels.get("result") == Some(result)
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) => v,
+                ref other => panic!("reloads counter is {other:?}"),
+            })
+            .unwrap_or_else(|| panic!("no myrelay_config_reloads_total{{result={result}}}"))
+    };
+    Reloads {
+        applied: count("applied"),
+        failed: count("failed"),
+    }
+}
+
+/// Sends SIGHUP to `node` and waits until its `/metrics` (at `admin`) confirms the reload ran:
+/// the `applied` count (or, with `applies == false`, the `failed` count) moved by exactly one.
+/// Statements sent after this returns meet the reloaded users.
+async fn sighup(node: &NodeProcess, admin: SocketAddr, applies: bool) {
+    let before = reloads(admin).await;
+    let expected = if applies {
+        Reloads {
+            applied: before.applied + 1.0,
+            ..before
+        }
+    } else {
+        Reloads {
+            failed: before.failed + 1.0,
+            ..before
+        }
+    };
+    node.signal("-HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let outcome = conn.query_drop(sql).await;
-        if done(&outcome) {
-            return outcome;
+        let now = reloads(admin).await;
+        if now == expected {
+            return;
         }
-        assert!(Instant::now() < deadline, "{what}: still {outcome:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(now, before, "the reload ended otherwise than expected");
+        assert!(Instant::now() < deadline, "no reload within 10 s: {now:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -513,11 +564,15 @@ fn code(outcome: &mysql_async::Result<()>) -> Option<u16> {
 
 /// SIGHUP swaps in the config file's users: a connected client keeps its connection (and its
 /// session) and is allowed or refused by its new role from its next statement; a user removed
-/// from the file is disconnected with 1045; a file that does not load changes nothing.
+/// from the file is disconnected with 1045; a file that does not load changes nothing. Each
+/// step waits for the node to report the reload on `/metrics` and then sends each statement
+/// once: a statement sent before the reload took effect would be a different test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_changes_a_users_role_without_disconnecting_it() {
     let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
+    // The admin listener reports each reload, so the test knows when one took effect.
+    let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let server = backend().await;
     let backend_addr = server.addr();
     let toml = |app: &str, extra: &str| {
@@ -528,6 +583,8 @@ name = "solo"
 role = "master"
 listen = "127.0.0.1:{port}"
 backend = "{backend_addr}"
+[admin]
+listen = "{admin}"
 {extra}
 [[users]]
 name = "root"
@@ -562,26 +619,15 @@ password_env = "DB_PASS"
 
     // Promoted to admin (and a key that needs a restart changed too: it is only logged).
     rewrite(toml(&app_as("admin"), "[limits]\nmax_connections = 7"));
-    node.signal("-HUP");
-    until(
-        &mut app,
-        "CREATE TABLE r.u (id INT)",
-        |o| o.is_ok(),
-        "promoted to admin",
-    )
-    .await
-    .expect("DDL as admin");
+    sighup(&node, admin, true).await;
+    app.query_drop("CREATE TABLE r.u (id INT)")
+        .await
+        .expect("DDL as admin");
 
     // Demoted to readonly: its next write is refused, its reads go on.
     rewrite(toml(&app_as("readonly"), ""));
-    node.signal("-HUP");
-    let refused = until(
-        &mut app,
-        "INSERT INTO r.t VALUES (2)",
-        |o| o.is_err(),
-        "demoted",
-    )
-    .await;
+    sighup(&node, admin, true).await;
+    let refused = app.query_drop("INSERT INTO r.t VALUES (2)").await;
     assert_eq!(code(&refused), Some(1142), "{refused:?}");
     let mark: Option<i64> = app.query_first("SELECT @mark").await.expect("same session");
     assert_eq!(
@@ -592,8 +638,7 @@ password_env = "DB_PASS"
 
     // A file that does not load leaves the users as they are.
     rewrite("[node\nbroken".to_string());
-    node.signal("-HUP");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    sighup(&node, admin, false).await;
     assert_eq!(
         code(&app.query_drop("INSERT INTO r.t VALUES (3)").await),
         Some(1142)
@@ -601,8 +646,8 @@ password_env = "DB_PASS"
 
     // Removed: disconnected with 1045 at its next statement; others are untouched.
     rewrite(toml("", ""));
-    node.signal("-HUP");
-    let gone = until(&mut app, "SELECT 1", |o| o.is_err(), "removed").await;
+    sighup(&node, admin, true).await;
+    let gone = app.query_drop("SELECT 1").await;
     assert_eq!(code(&gone), Some(1045), "{gone:?}");
     assert!(app.query_drop("SELECT 1").await.is_err(), "disconnected");
     assert!(
@@ -610,6 +655,13 @@ password_env = "DB_PASS"
             .await
             .is_err(),
         "no new logins"
+    );
+    assert_eq!(
+        reloads(admin).await,
+        Reloads {
+            applied: 3.0,
+            failed: 1.0
+        }
     );
     let rows: Vec<i64> = root
         .query("SELECT id FROM r.t")

@@ -448,6 +448,23 @@ pub fn render(node: &NodeShared) -> String {
             &|i| slaves[i].lag_ms as f64 / 1000.0,
         );
     }
+    family(
+        &mut out,
+        "myrelay_config_reloads_total",
+        "counter",
+        "Config reloads (SIGHUP) since start: applied, or failed because the file did not load.",
+    );
+    let reloads = node.reloads();
+    let _ = writeln!(
+        out,
+        "myrelay_config_reloads_total{{result=\"applied\"}} {}",
+        reloads.applied
+    );
+    let _ = writeln!(
+        out,
+        "myrelay_config_reloads_total{{result=\"failed\"}} {}",
+        reloads.failed
+    );
     let (bytes_in, bytes_out) = m.bytes();
     family(
         &mut out,

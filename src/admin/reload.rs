@@ -1,11 +1,11 @@
-//! A node process's signals: SIGTERM (or SIGINT) ends [`until_stopped`] so that the caller
-//! drains the node; SIGHUP re-reads the config file and swaps in its users and their roles
-//! without dropping a connection.
+//! A node process's signals: SIGTERM (or SIGINT) ends [`Signals::until_stopped`] so that the
+//! caller drains the node; SIGHUP re-reads the config file and swaps in its users and their roles
+//! without dropping a connection, and counts the reload (`myrelay_config_reloads_total`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::{info, warn};
 
 use crate::config::{EnvSecrets, NodeConfig, Secrets};
@@ -32,48 +32,74 @@ impl Secrets for ReloadSecrets {
 }
 
 /// Re-reads `path` and applies what a reload may change; a config that does not load changes
-/// nothing. Returns what changed, or the error.
+/// nothing (and is counted as a failed reload). Returns what changed, or the error.
 pub fn reload(handle: &NodeHandle, path: &Path) -> Result<crate::node::Reloaded, String> {
-    let config = NodeConfig::load(path, &ReloadSecrets::read()).map_err(|e| e.to_string())?;
-    Ok(handle.reload(&config))
+    match NodeConfig::load(path, &ReloadSecrets::read()) {
+        Ok(config) => Ok(handle.reload(&config)),
+        Err(e) => {
+            handle.shared.reload_failed();
+            Err(e.to_string())
+        }
+    }
 }
 
-/// Serves until SIGTERM or SIGINT (or until the node stops by itself), reloading users from
-/// `path` on every SIGHUP.
-pub async fn until_stopped(handle: &mut NodeHandle, path: &Path) {
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        warn!("cannot install signal handlers; stopping on Ctrl-C only");
-        tokio::select! {
-            _ = handle.wait() => {}
-            _ = tokio::signal::ctrl_c() => {}
+/// The process's signal handlers, installed before the node listens: a SIGHUP sent as soon as
+/// the client port answers is then a reload, never the default action (ending the process).
+pub struct Signals(Option<(Signal, Signal, Signal)>);
+
+impl Signals {
+    /// Installs the SIGTERM, SIGINT and SIGHUP handlers (logged if the OS refuses).
+    pub fn install() -> Signals {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(int), Ok(hup)) => Signals(Some((term, int, hup))),
+            _ => {
+                warn!("cannot install signal handlers; stopping on Ctrl-C only");
+                Signals(None)
+            }
         }
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = handle.wait() => return,
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-            _ = hup.recv() => match reload(handle, path) {
-                Ok(done) => {
-                    info!(
-                        file = %path.display(),
-                        users_changed = done.users_changed,
-                        "reloaded users and roles"
-                    );
-                    if !done.needs_restart.is_empty() {
-                        warn!(
-                            keys = ?done.needs_restart,
-                            "config changes that need a restart were not applied"
+    }
+
+    /// Serves until SIGTERM or SIGINT (or until the node stops by itself), reloading users from
+    /// `path` on every SIGHUP.
+    pub async fn until_stopped(self, handle: &mut NodeHandle, path: &Path) {
+        let Some((mut term, mut int, mut hup)) = self.0 else {
+            tokio::select! {
+                _ = handle.wait() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = handle.wait() => return,
+                _ = term.recv() => return,
+                _ = int.recv() => return,
+                _ = hup.recv() => match reload(handle, path) {
+                    Ok(done) => {
+                        info!(
+                            file = %path.display(),
+                            generation = done.generation,
+                            users_changed = done.users_changed,
+                            "reloaded users and roles"
                         );
+                        if !done.needs_restart.is_empty() {
+                            warn!(
+                                keys = ?done.needs_restart,
+                                "config changes that need a restart were not applied"
+                            );
+                        }
                     }
-                }
-                Err(e) => warn!(error = %e, "reload failed; the node keeps its users"),
-            },
+                    Err(e) => warn!(
+                        error = %e,
+                        failed = handle.shared.reloads().failed,
+                        "reload failed; the node keeps its users"
+                    ),
+                },
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::metrics::{Outcome, Refusal};
 use crate::backend::pool::PoolUsage;
-use crate::node::NodeShared;
+use crate::node::{NodeShared, ReloadCounts};
 
 /// How long `/health` waits for the backend to answer a ping.
 const BACKEND_PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -63,6 +63,8 @@ pub struct NodeStatus {
     pub uptime_secs: u64,
     /// Clients logged in now.
     pub clients: usize,
+    /// Config reloads (SIGHUP) applied and failed since start.
+    pub reloads: ReloadCounts,
     /// A slave's link to its master.
     pub master_link: Option<MasterLink>,
     /// A master's slaves, by name.
@@ -81,6 +83,7 @@ impl NodeStatus {
             lsn: 0,
             uptime_secs: node.uptime().as_secs(),
             clients: node.clients(),
+            reloads: node.reloads(),
             master_link: None,
             slaves: Vec::new(),
         };

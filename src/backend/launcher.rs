@@ -71,6 +71,12 @@ const FOOTPRINT_ARGS: &[&str] = &[
     "--innodb-use-native-aio=0",
 ];
 
+/// What to run when the MariaDB binaries are missing: the one place this advice is worded
+/// (`myrelay demo`, the tests' backends and the README all lead here). The packages are those of
+/// `scripts/install-deps.sh demo`, which a unit test keeps in step.
+pub const INSTALL_HINT: &str = "run `sudo bash scripts/install-deps.sh demo` in the myrelay checkout \
+     (or `sudo apt-get install -y --no-install-recommends mariadb-server mariadb-client`)";
+
 /// Why a backend could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -723,7 +729,7 @@ fn find_binary(name: &str, extra_dirs: &[&str]) -> Result<PathBuf, LaunchError> 
         }
     }
     Err(LaunchError::NotInstalled(format!(
-        "{name} not found in PATH or {}: install the mariadb-server package (apt-get install mariadb-server)",
+        "{name} not found in PATH or {}: {INSTALL_HINT}",
         extra_dirs.join(", ")
     )))
 }
@@ -798,6 +804,33 @@ mod tests {
     #[test]
     fn missing_binary_says_what_to_install() {
         let err = find_binary("definitely-not-mariadbd", &[]).unwrap_err();
-        assert!(err.to_string().contains("apt-get install mariadb-server"));
+        assert!(err.to_string().contains(INSTALL_HINT), "{err}");
+        assert!(INSTALL_HINT.contains("sudo bash scripts/install-deps.sh demo"));
+    }
+
+    /// The hint's apt-get line names exactly the packages the script's `demo` group installs.
+    #[test]
+    fn install_hint_matches_the_install_script() {
+        let script = include_str!("../../scripts/install-deps.sh");
+        let demo = script
+            .split_once("    demo)\n")
+            .and_then(|(_, rest)| rest.split_once(";;"))
+            .map(|(group, _)| group)
+            .expect("a demo group in scripts/install-deps.sh");
+        let mut packages: Vec<&str> = demo
+            .split("|| add ")
+            .skip(1)
+            .filter_map(|rest| rest.split_whitespace().next())
+            .collect();
+        packages.sort_unstable();
+        packages.dedup();
+        let hinted = INSTALL_HINT
+            .split_once("--no-install-recommends ")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(list, _)| list)
+            .expect("an apt-get line in the hint");
+        let mut hinted: Vec<&str> = hinted.split_whitespace().collect();
+        hinted.sort_unstable();
+        assert_eq!(packages, hinted);
     }
 }

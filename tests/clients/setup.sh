@@ -6,21 +6,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 exec 9>"$here/.setup.lock"
 flock 9
 
-need=()
-command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
-[ -f /usr/share/java/mariadb-java-client.jar ] || need+=(libmariadb-java)
-command -v node >/dev/null 2>&1 || need+=(nodejs)
-command -v npm >/dev/null 2>&1 || need+=(npm)
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
-if [ "${#need[@]}" -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "client matrix: install ${need[*]} (Debian packages) and run again" >&2
-    exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
+# Java + Connector/J, Node.js + npm, python3-venv (Debian packages).
+bash "$here/../../scripts/install-deps.sh" clients
 
 # Python drivers, pinned, in a virtualenv of their own.
 venv="$here/python/.venv"

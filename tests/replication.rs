@@ -335,7 +335,8 @@ async fn a_transaction_that_fails_on_a_slave_stops_its_applier_visibly() {
         }
         tokio::time::timeout(Duration::from_secs(20), changes.changed())
             .await
-            .unwrap_or_else(|_| panic!("the slave never reported its applier stopping: {state}"));
+            .unwrap_or_else(|_| panic!("the slave never reported its applier stopping: {state}"))
+            .expect("the slave runs");
     };
     assert!(
         state.contains("applier stopped") && state.contains("1062"),

@@ -374,15 +374,24 @@ pub fn render(node: &NodeShared) -> String {
         &mut out,
         "myrelay_replication_lsn",
         "gauge",
-        "Master: the last LSN logged. Slave: the last LSN applied.",
+        "Master: the binlog position read (GTID sequence numbers summed over domains). Slave: the position applied.",
     );
     let _ = writeln!(out, "myrelay_replication_lsn {}", status.lsn);
+    if let Some(master) = &node.master {
+        family(
+            &mut out,
+            "myrelay_ack_timeouts_total",
+            "counter",
+            "Master: commits whose OK went out after replication.ack_timeout_ms without the slaves replication.ack asks for.",
+        );
+        let _ = writeln!(out, "myrelay_ack_timeouts_total {}", master.ack_timeouts());
+    }
     if let Some(link) = &status.master_link {
         family(
             &mut out,
             "myrelay_replication_applied_lsn",
             "gauge",
-            "Slave: the last LSN applied on this node's backend.",
+            "Slave: the binlog position applied on this node's backend.",
         );
         let _ = writeln!(out, "myrelay_replication_applied_lsn {}", status.lsn);
         family(

@@ -61,13 +61,14 @@ for n in 1 2; do
 done
 
 # One MariaDB per namespace, on that namespace's own loopback.
-start_backend() {
-  local ns="$1" dir="$WORK/$1"
+start_backend() { # ns server_id
+  local ns="$1" dir="$WORK/$1" id="$2"
   mkdir -p "$dir/tmp"
   mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=normal \
     --skip-test-db --user=root --innodb-buffer-pool-size=32M --innodb-log-file-size=16M \
     --innodb-use-native-aio=0 >"$dir/install.log" 2>&1
   cat >"$dir/init.sql" <<SQL
+SET sql_log_bin = 0;
 ALTER USER IF EXISTS 'root'@'localhost' IDENTIFIED BY '$PASS';
 ALTER USER IF EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '$PASS';
 ALTER USER IF EXISTS 'root'@'::1' IDENTIFIED BY '$PASS';
@@ -76,7 +77,8 @@ ALTER USER 'root'@'%' IDENTIFIED BY '$PASS';
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;
 SQL
   ip netns exec "$ns" "$MARIADBD" --no-defaults --datadir="$dir/data" --port=13306 --bind-address=127.0.0.1 \
-    --socket="$dir/sock" --skip-log-bin --skip-name-resolve --user=root --init-file="$dir/init.sql" \
+    --socket="$dir/sock" --log-bin=binlog --binlog-format=ROW --binlog-row-image=FULL --sync-binlog=1 \
+    --innodb-flush-log-at-trx-commit=1 --log-slave-updates --server-id="$id" --skip-name-resolve --user=root --init-file="$dir/init.sql" \
     --tmpdir="$dir/tmp" --log-error="$dir/error.log" --innodb-buffer-pool-size=32M \
     --innodb-log-file-size=16M --innodb-use-native-aio=0 --skip-performance-schema &
   PIDS+=($!)
@@ -110,13 +112,13 @@ $5
 TOML
 }
 
-for ns in "$NS_M" "$NS_1" "$NS_2"; do start_backend "$ns"; done
+id=0
+for ns in "$NS_M" "$NS_1" "$NS_2"; do id=$((id + 1)); start_backend "$ns" "$id"; done
 for ns in "$NS_M" "$NS_1" "$NS_2"; do wait_sql "$ns" 13306; done
 
 export DB_USER=root DB_PASS="$PASS" CLUSTER_SECRET="$SECRET" RUST_LOG="${RUST_LOG:-info}"
 node_config master master 0.0.0.0:3307 "" \
-  "listen = \"0.0.0.0:4307\"
-log_dir = \"$WORK/master-log\"" >"$WORK/master.toml"
+  "listen = \"0.0.0.0:4307\"" >"$WORK/master.toml"
 for n in 1 2; do
   node_config "slave$n" slave "10.78.$n.2:3308" "master = \"10.78.$n.1:3307\"" \
     "master = \"10.78.$n.1:4307\"" >"$WORK/slave$n.toml"

@@ -284,18 +284,30 @@ impl Master {
 
     /// A snapshot of the slaves, by name, with their lag in time.
     pub fn slaves(&self) -> BTreeMap<String, SlaveState> {
-        let mut slaves = self.slaves.lock().map(|s| s.clone()).unwrap_or_default();
-        for state in slaves.values_mut() {
-            let applied = state.applied.lsn();
-            state.lag_ms = state
-                .sent
-                .iter()
-                .find(|(lsn, _)| *lsn > applied)
-                .map(|(_, at)| at.elapsed().as_millis() as u64)
-                .unwrap_or(0);
-            state.sent.clear();
-        }
+        let Ok(slaves) = self.slaves.lock() else {
+            return BTreeMap::new();
+        };
         slaves
+            .iter()
+            .map(|(name, s)| {
+                let applied = s.applied.lsn();
+                let lag_ms = s
+                    .sent
+                    .iter()
+                    .find(|(lsn, _)| *lsn > applied)
+                    .map(|(_, at)| at.elapsed().as_millis() as u64)
+                    .unwrap_or(0);
+                let view = SlaveState {
+                    connected: s.connected,
+                    applied: s.applied.clone(),
+                    last_report: s.last_report,
+                    lag_ms,
+                    addr: s.addr,
+                    sent: VecDeque::new(),
+                };
+                (name.clone(), view)
+            })
+            .collect()
     }
 
     fn update(&self, name: &str, f: impl FnOnce(&mut SlaveState)) {

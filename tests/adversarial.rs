@@ -275,14 +275,6 @@ fn cases(node: &TestNode) -> Vec<Case> {
             Expect::Harmless,
         ),
         steps(
-            "a write to a temporary and a real table at once",
-            &[
-                "CREATE TEMPORARY TABLE adv.tmp (a INT)",
-                "UPDATE adv.t, adv.tmp SET adv.t.v = 'x', adv.tmp.a = 1",
-            ],
-            Expect::Refused(1290, 1290),
-        ),
-        steps(
             "ALTER of a temporary table",
             &[
                 "CREATE TEMPORARY TABLE adv.tmp (a INT)",
@@ -569,7 +561,6 @@ async fn attempt(conn: &mut Conn, send: &Send, name: &str) -> Option<(u16, Strin
 }
 
 async fn run_cases(node: &TestNode, user: (&str, &str), on_slave: bool) {
-    prepare_backend(node).await;
     let before = snapshot(node).await;
     let cases = cases(node);
     assert!(cases.len() >= 40, "{} cases", cases.len());
@@ -617,6 +608,10 @@ async fn run_cases(node: &TestNode, user: (&str, &str), on_slave: bool) {
 #[tokio::test]
 async fn every_attempt_is_refused_or_harmless() {
     let cluster = Cluster::start(1).await;
+    // The schema reaches the slave as any other does, by the master's binlog: a slave sends
+    // writes (to temporary tables too) to the master, which must hold the tables they read.
+    prepare_backend(&cluster.master).await;
+    cluster.converge(std::time::Duration::from_secs(10)).await;
     run_cases(&cluster.slaves[0], ADMIN, true).await;
     run_cases(&cluster.master, APP, false).await;
     // Nothing the attempts did stopped the slave's applier (a logged write to a table only the

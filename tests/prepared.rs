@@ -149,7 +149,9 @@ async fn prepared_writes_replicate_with_their_values_and_forward_from_slaves() {
         .await
         .expect("prepared update");
     assert_eq!(admin.affected_rows(), 1);
-    // A prepared write through the slave goes to the master and is read back at once.
+    // A prepared write through the slave goes to the master and is read back at once. The
+    // slave prepares it against its own backend, so the table must have reached it first.
+    cluster.converge(Duration::from_secs(10)).await;
     let slave = &cluster.slaves[0];
     let mut app = slave.connect(APP).await;
     app.exec_drop(
@@ -276,6 +278,8 @@ async fn sql_level_prepared_writes_replicate_and_forward_with_their_values() {
         assert_eq!(code, 1142, "{sql}");
     }
 
+    // `USE sp` on the slave needs the database there.
+    cluster.converge(Duration::from_secs(20)).await;
     let slave = &cluster.slaves[0];
     let mut on_slave = slave.connect(APP).await;
     for sql in [

@@ -2253,7 +2253,7 @@ const DIAGNOSTICS_SCRIPT: &[&str] = &[
 
 /// What a client sees of one statement: its rows, or its error; then the OK packet's counts.
 async fn transcript_line(conn: &mut Conn, sql: &str, db: &str) -> String {
-    match conn.query::<Row, _>(sql).await {
+    let line = match conn.query::<Row, _>(sql).await {
         Ok(rows) => format!(
             "rows={:?} affected={} last_insert_id={:?} warnings={} info={:?}",
             rows.iter().map(row_line).collect::<Vec<_>>(),
@@ -2262,8 +2262,10 @@ async fn transcript_line(conn: &mut Conn, sql: &str, db: &str) -> String {
             conn.get_warnings(),
             conn.info()
         ),
-        Err(e) => describe_error(&e).replace(db, "<db>"),
-    }
+        Err(e) => describe_error(&e),
+    };
+    // Messages (errors, SHOW WARNINGS) name the database, which differs by design.
+    line.replace(db, "<db>")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! SQL-level prepared statements (`PREPARE` / `EXECUTE … USING` / `EXECUTE IMMEDIATE` /
-//! `DEALLOCATE PREPARE`) on a slave, which forwards writes.
+//! `DEALLOCATE PREPARE`): every node judges the statement a `PREPARE` or `EXECUTE IMMEDIATE`
+//! names, also when a user variable holds it; a slave, which forwards writes, also rewrites them.
 //!
 //! The slave's backend keeps the prepared statement, and the master does not have it: an
 //! `EXECUTE` that changes data is therefore run as the text it was prepared from, with its
@@ -73,7 +74,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
     }
 
-    /// Handles `command` (the packet `sql`) on a relaying node.
+    /// Handles `command` (the packet `sql`): judged on every node, inlined on a slave.
     pub(super) async fn prepared_sql(
         &mut self,
         sql: &[u8],
@@ -82,7 +83,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         self.context = None;
         // Whatever is not resolved here runs as sent, through classification and policy.
         let as_sent = || Ok(Plan::RunInstead(String::from_utf8_lossy(sql).into_owned()));
-        if !self.relays_changes() {
+        // A master runs them as sent; it reads a statement held in a user variable first only to
+        // judge it (the SELECT is unobservable: PREPARE resets the diagnostics it would touch).
+        let judged_from_variable = matches!(
+            &command,
+            PreparedSql::Prepare { source: Source::Variable(_), .. }
+                | PreparedSql::Immediate { source: Source::Variable(_), .. }
+        );
+        if !self.relays_changes() && !judged_from_variable {
             return as_sent();
         }
         match command {
@@ -97,7 +105,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     self.refuse(&text, &classified, &refusal);
                     return Ok(Plan::Done);
                 }
-                if self.execute(sql).await? {
+                if self.execute(sql).await? && self.relays_changes() {
                     self.sql_statements.insert(name, (text, self.conn_epoch));
                 }
                 Ok(Plan::Done)
@@ -129,6 +137,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 let classified = self.classify(&text).await;
                 if let Some(refusal) = self.refusal(&text, &classified) {
                     self.refuse(&text, &classified, &refusal);
+                    return Ok(Plan::Done);
+                }
+                if !self.relays_changes() {
+                    self.execute(sql).await?;
                     return Ok(Plan::Done);
                 }
                 self.inline_execute(sql, &text, &using).await

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::admin::metrics::Metrics;
+use crate::backend::functions::StoredFunctions;
 use crate::backend::pool::Backend;
 use crate::config::{NodeConfig, NodeRole, User, UserRole};
 use crate::frontend::handshake::{HandshakeError, Offer, authenticate, is_ssl_request};
@@ -51,6 +52,8 @@ pub struct NodeShared {
     users: RwLock<Arc<BTreeMap<String, User>>>,
     /// Counters for `/metrics`, `/api/status` and the console.
     pub metrics: Metrics,
+    /// The backend's stored functions that change data.
+    pub functions: StoredFunctions,
     /// Logged-in connections per proxy user, for `limits.max_connections_per_user`.
     per_user: Mutex<HashMap<String, usize>>,
     /// Reloads applied since start: the generation of the users in force, so that an operator
@@ -376,6 +379,7 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         draining: watch::channel(false).0,
         users,
         metrics: Metrics::default(),
+        functions: StoredFunctions::default(),
         per_user: Mutex::default(),
         reloads_applied: AtomicU64::new(0),
         reloads_failed: AtomicU64::new(0),

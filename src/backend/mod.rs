@@ -2,6 +2,7 @@
 //! client connection for binlog dumps ([`wire`]), and (for the demo and tests) launching
 //! throwaway servers.
 
+pub mod functions;
 pub mod launcher;
 pub mod pool;
 pub mod relay;

@@ -467,6 +467,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         } else {
             let in_transaction = self.in_transaction();
             let ran = self.execute(sql).await;
+            if classified.class() == StatementClass::Ddl {
+                // It may have created or replaced a stored function.
+                self.node.functions.invalidate();
+            }
             if matches!(ran, Ok(true)) {
                 self.track_use(&classified);
                 self.mirror_session(&text, &classified).await;
@@ -482,10 +486,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         ran
     }
 
-    /// The full classification of `text`, each `CALL` judged by the procedure it runs.
+    /// The full classification of `text`, each `CALL` judged by the procedure it runs, and a
+    /// call of a stored function by what the function does.
     async fn classify(&mut self, text: &str) -> Classified {
         let mut classified = classify(text);
         self.judge_calls(text, &mut classified).await;
+        self.judge_functions(text, &mut classified).await;
         classified
     }
 

@@ -246,6 +246,8 @@ where
     replica.set_connected(true);
     let (mut from_master, mut to_master) = tokio::io::split(link);
     let relay = async {
+        // Whether the transaction being relayed is DDL (its GTID event says so).
+        let mut ddl = false;
         loop {
             let m = tokio::time::timeout(DEAD_AFTER, channel::read_message(&mut from_master))
                 .await
@@ -256,6 +258,9 @@ where
                     let mut rest = &events[..];
                     while !rest.is_empty() {
                         let (event, tail) = binlog::next_event(rest).map_err(|e| e.to_string())?;
+                        if binlog::header(event).is_ok_and(|h| h.kind == binlog::kind::GTID) {
+                            ddl = binlog::gtid(event).is_ok_and(|(_, standalone)| standalone);
+                        }
                         replies.out.packet(|b| {
                             b.push(0);
                             b.extend_from_slice(event);
@@ -272,7 +277,7 @@ where
                         let gtid: Gtid = gtid
                             .parse()
                             .map_err(|e: super::gtid::BadPosition| e.to_string())?;
-                        replica.relayed(gtid);
+                        replica.relayed(gtid, ddl);
                     }
                 }
                 Message::Heartbeat { position, .. } => {

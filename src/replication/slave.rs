@@ -9,6 +9,7 @@
 //! lag and read-your-writes.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,6 +70,10 @@ pub struct Replica {
     applied: watch::Sender<Position>,
     /// The transactions the feed has written to the backend.
     relayed: watch::Sender<Position>,
+    /// Where the last DDL relayed ends, until the backend has applied it.
+    ddl_relayed: Mutex<Option<Position>>,
+    /// DDL the backend applied: what the node read of its schema may be stale.
+    schema_changes: AtomicU64,
 }
 
 impl Replica {
@@ -98,6 +103,8 @@ impl Replica {
             generation: watch::channel(0).0,
             applied: watch::channel(Position::default()).0,
             relayed: watch::channel(Position::default()).0,
+            ddl_relayed: Mutex::new(None),
+            schema_changes: AtomicU64::new(0),
         })
     }
 
@@ -155,10 +162,36 @@ impl Replica {
         self.applied.subscribe()
     }
 
-    /// The feed wrote transaction `gtid` to the backend.
-    pub(super) fn relayed(&self, gtid: Gtid) {
+    /// The feed wrote transaction `gtid` to the backend; `ddl` when it is a standalone
+    /// statement (MariaDB's flag for DDL).
+    pub(super) fn relayed(&self, gtid: Gtid, ddl: bool) {
         self.relayed.send_modify(|p| p.advance(gtid));
+        if ddl && let Ok(mut pending) = self.ddl_relayed.lock() {
+            *pending = Some(self.relayed.borrow().clone());
+        }
         self.set(|s| s.master.advance(gtid));
+    }
+
+    /// How many replicated DDL statements the backend has applied (as far as the node has
+    /// seen): what the node keeps of the backend's schema is stale when this moves.
+    pub fn schema_changes(&self) -> u64 {
+        self.schema_changes.load(Ordering::SeqCst)
+    }
+
+    /// The backend applied `applied`: records it, and a schema change if it covers the DDL
+    /// relayed last.
+    fn applied_now(&self, applied: Position) {
+        if let Ok(mut pending) = self.ddl_relayed.lock()
+            && pending.as_ref().is_some_and(|ddl| applied.covers(ddl))
+        {
+            *pending = None;
+            self.schema_changes.fetch_add(1, Ordering::SeqCst);
+        }
+        self.applied.send_if_modified(|a| {
+            let moved = *a != applied;
+            *a = applied;
+            moved
+        });
     }
 
     /// Waits until the backend has applied `target` (read-your-writes), up to `timeout`.
@@ -297,11 +330,7 @@ impl Replica {
                 {
                     Ok(Some(pos)) => {
                         if let Ok(pos) = Position::parse(&pos) {
-                            self.applied.send_if_modified(|a| {
-                                let moved = *a != pos;
-                                *a = pos;
-                                moved
-                            });
+                            self.applied_now(pos);
                         }
                     }
                     _ => break,

@@ -1,6 +1,7 @@
 //! `CALL` runs a stored procedure's body with its definer's rights, so a `CALL` is only as
-//! harmless as that body. The node reads the body from its backend (see the session) and judges
-//! it here, statement by statement, as it judges a `CREATE PROCEDURE`.
+//! harmless as that body; a `SELECT f()` changes data when the stored function `f` does. The
+//! node reads the bodies from its backend and judges them here, statement by statement, as it
+//! judges a `CREATE PROCEDURE`.
 
 use super::classify::{StatementClass, body_statements};
 use super::keywords::{self, Ctx, anywhere_class};
@@ -40,12 +41,47 @@ pub fn called(sql: &str) -> Vec<String> {
     out
 }
 
-/// The class of what a procedure body (information_schema's `ROUTINE_DEFINITION`: `BEGIN … END`
-/// or one statement) may run, at least Write (a `CALL` is judged a write). Lines the keyword
-/// rules do not know as statements (`DECLARE … HANDLER FOR DROP …`, `IF … THEN`) still count by
-/// their dangerous keywords. The procedures it calls in turn are the caller's to look up.
-pub fn body_class(body: &str) -> StatementClass {
-    let mut class = StatementClass::Write;
+/// Names the packet `sql` may call as functions, lower-cased (`f` or `db.f`): every word or
+/// quoted identifier right before `(`. Built-ins and table names come along too; the caller
+/// matches them against the stored functions the backend has, so they only cost a lookup.
+pub fn function_calls(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for escapes in [true, false] {
+        let (text, tokens) = lexer::lex(sql, escapes);
+        let name = |t: &lexer::Token| match t.kind {
+            TokenKind::Word => Some(text.get(t.start..t.end).unwrap_or(&t.text).to_lowercase()),
+            TokenKind::QuotedIdent => Some(t.text.to_lowercase()),
+            _ => None,
+        };
+        for (i, pair) in tokens.windows(2).enumerate() {
+            if !pair[1].is_punct('(') {
+                continue;
+            }
+            let Some(f) = name(&pair[0]) else {
+                continue;
+            };
+            let schema = i
+                .checked_sub(2)
+                .filter(|_| tokens[i - 1].is_punct('.'))
+                .and_then(|j| name(&tokens[j]));
+            keywords::push_unique(
+                &mut out,
+                match schema {
+                    Some(db) => format!("{db}.{f}"),
+                    None => f,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// The strictest class of the statements a routine body (information_schema's
+/// `ROUTINE_DEFINITION`: `BEGIN … END` or one statement) may run. Lines the keyword rules do not
+/// know as statements (`DECLARE … HANDLER FOR DROP …`, `IF … THEN`) still count by their
+/// dangerous keywords. The routines it calls in turn are the caller's to look up.
+fn statements_class(body: &str) -> StatementClass {
+    let mut class = StatementClass::Read;
     for backslash_escapes in [true, false] {
         let ctx = Ctx {
             backslash_escapes,
@@ -60,12 +96,23 @@ pub fn body_class(body: &str) -> StatementClass {
                 anywhere_class(inner)
             });
             if v.use_database.is_some() {
-                // USE is not allowed in a procedure: the body was split wrongly.
+                // USE is not allowed in a routine: the body was split wrongly.
                 class = StatementClass::Admin;
             }
         }
     }
     class
+}
+
+/// The class of what a procedure body may run, at least Write (a `CALL` is judged a write).
+pub fn body_class(body: &str) -> StatementClass {
+    statements_class(body).max(StatementClass::Write)
+}
+
+/// True when a stored function's body may change data itself (the functions it calls are the
+/// caller's to look up); a `CALL` in it counts as a change.
+pub fn function_writes(body: &str) -> bool {
+    statements_class(body) >= StatementClass::Write || !called(body).is_empty()
 }
 
 #[cfg(test)]
@@ -83,6 +130,32 @@ mod tests {
         assert_eq!(called("SELECT 'CALL x()'"), Vec::<String>::new());
         // Hidden from one lexing of strings but not the other: found.
         assert_eq!(called("SELECT 'a\\'; CALL p(); -- '"), vec!["p"]);
+    }
+
+    #[test]
+    fn finds_what_may_be_function_calls() {
+        assert_eq!(
+            function_calls("SELECT f(1), `My Db`.G (2), d . h(3) FROM t WHERE x IN (1)"),
+            vec!["f", "my db.g", "d.h", "in"]
+        );
+        assert_eq!(
+            function_calls("SELECT 'f(1)', a FROM t"),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn tells_functions_that_write() {
+        for (body, writes) in [
+            ("RETURN 1", false),
+            ("RETURN (SELECT COUNT(*) FROM t)", false),
+            ("BEGIN DECLARE n INT; SET n = 2; RETURN n; END", false),
+            ("BEGIN INSERT INTO log VALUES (1); RETURN 1; END", true),
+            ("BEGIN UPDATE t SET a = 1; RETURN 0; END", true),
+            ("BEGIN CALL p(); RETURN 0; END", true),
+        ] {
+            assert_eq!(function_writes(body), writes, "{body}");
+        }
     }
 
     #[test]

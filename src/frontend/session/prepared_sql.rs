@@ -87,8 +87,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         // judge it (the SELECT is unobservable: PREPARE resets the diagnostics it would touch).
         let judged_from_variable = matches!(
             &command,
-            PreparedSql::Prepare { source: Source::Variable(_), .. }
-                | PreparedSql::Immediate { source: Source::Variable(_), .. }
+            PreparedSql::Prepare {
+                source: Source::Variable(_),
+                ..
+            } | PreparedSql::Immediate {
+                source: Source::Variable(_),
+                ..
+            }
         );
         if !self.relays_changes() && !judged_from_variable {
             return as_sent();

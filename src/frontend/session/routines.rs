@@ -1,5 +1,7 @@
 //! A `CALL` judged by the body of the procedure it calls, read from the node's own backend: a
-//! procedure runs with its definer's rights, so `CALL p()` is DDL when `p` drops a table.
+//! procedure runs with its definer's rights, so `CALL p()` is DDL when `p` drops a table. And a
+//! statement that calls a stored function judged by what the function does: `SELECT f()` is a
+//! write when `f` inserts a row.
 
 use mysql_async::prelude::Queryable;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -7,7 +9,7 @@ use tracing::debug;
 
 use super::Session;
 use crate::sql::classify::{Classified, StatementClass};
-use crate::sql::routine::{body_class, called};
+use crate::sql::routine::{body_class, called, function_calls};
 
 /// Procedures looked up for one statement at most (nested calls included); past that the call
 /// is Admin, so that a chain of procedures cannot make the node query without end.
@@ -50,6 +52,33 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             .filter(|s| s.verb == "CALL")
         {
             stmt.class = stmt.class.max(class);
+        }
+    }
+
+    /// Raises the reads and session statements of `classified` (the packet `text`) to writes
+    /// when it calls a stored function that changes data.
+    pub(super) async fn judge_functions(&mut self, text: &str, classified: &mut Classified) {
+        if classified.class() >= StatementClass::Write {
+            return;
+        }
+        let calls = function_calls(text);
+        if calls.is_empty() {
+            return;
+        }
+        let replicated = self.node.replica.as_ref().map_or(0, |r| r.schema_changes());
+        let writers = self
+            .node
+            .functions
+            .writers(&self.node.backend, replicated)
+            .await;
+        if !calls.iter().any(|name| writers.contains(name)) {
+            return;
+        }
+        debug!("calls a stored function that writes");
+        for stmt in &mut classified.statements {
+            if stmt.class < StatementClass::Transaction {
+                stmt.class = StatementClass::Write;
+            }
         }
     }
 

@@ -639,7 +639,9 @@ fn cases() -> Vec<Case> {
             s1("SET @a = 11, @b = UUID()"),
             s1("EXECUTE ins USING @a, @b"),
             s1("EXECUTE IMMEDIATE 'INSERT INTO t (id, v) VALUES (?, ?)' USING 12, 'imm'"),
-            s1("CALL p_dyn('t', 13)"),
+            // A body that prepares SQL from a variable cannot be judged: such a CALL is
+            // administrative, which a slave refuses (1290) and the master runs for an admin.
+            m("CALL p_dyn('t', 13)"),
             expect(M, "SELECT COUNT(*) FROM t", "7"),
         ]),
         case("binary_protocol_prepared", vec![

@@ -21,13 +21,16 @@ const FUNCTIONS_SQL: &str = "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_DEFINI
 /// Names (lower case, `f` and `db.f`) of the stored functions that change data.
 pub type Writers = HashSet<String>;
 
+/// A schema generation: changes through this node, DDL applied by replication.
+type Generation = (u64, u64);
+
 /// The backend's writing stored functions, kept between schema changes.
 #[derive(Default)]
 pub struct StoredFunctions {
     /// Bumped when this node may have changed the schema.
     changes: AtomicU64,
     /// The set, with the schema generation (this node's, the replica's) it was read at.
-    known: Mutex<Option<((u64, u64), Arc<Writers>)>>,
+    known: Mutex<Option<(Generation, Arc<Writers>)>>,
 }
 
 impl StoredFunctions {
@@ -41,7 +44,7 @@ impl StoredFunctions {
     /// anyway).
     pub async fn writers(&self, backend: &Backend, replicated: u64) -> Arc<Writers> {
         // Read before asking: a change during the query leaves the result stale, not kept.
-        let generation = (self.changes.load(Ordering::SeqCst), replicated);
+        let generation: Generation = (self.changes.load(Ordering::SeqCst), replicated);
         if let Ok(known) = self.known.lock()
             && let Some((at, writers)) = known.as_ref()
             && *at == generation

@@ -35,17 +35,18 @@ pub fn reads_last_statement(sql: &str) -> bool {
         .any(|escapes| split(sql, escapes).iter().any(|p| about_last(&p.tokens)))
 }
 
-/// True when `sql` assigns a user variable inside another statement (`SELECT @v := …`), which
-/// changes the session as a `SET` does.
+/// True when `sql` assigns a user variable inside another statement (`SELECT @v := …`,
+/// `SELECT … INTO @v`), which changes the session as a `SET` does.
 pub fn assigns_user_variable(sql: &str) -> bool {
+    let user_var = |t: &Token| t.kind == TokenKind::Var && !t.text.starts_with("@@");
     [true, false].into_iter().any(|escapes| {
         split(sql, escapes).iter().any(|p| {
-            p.tokens.windows(3).any(|w| {
-                w[0].kind == TokenKind::Var
-                    && !w[0].text.starts_with("@@")
-                    && w[1].is_punct(':')
-                    && w[2].is_punct('=')
-            })
+            p.tokens
+                .windows(3)
+                .any(|w| user_var(&w[0]) && w[1].is_punct(':') && w[2].is_punct('='))
+                || p.tokens
+                    .windows(2)
+                    .any(|w| w[0].is_word("INTO") && user_var(&w[1]))
         })
     })
 }
@@ -84,5 +85,13 @@ mod tests {
         assert!(assigns_user_variable("SELECT @v:=1"));
         assert!(!assigns_user_variable("SELECT @v"));
         assert!(!assigns_user_variable("SELECT '@v := 1'"));
+        assert!(assigns_user_variable("SELECT MAX(id) INTO @mx FROM t"));
+        assert!(assigns_user_variable(
+            "SELECT a, b FROM t LIMIT 1 INTO @a, @b"
+        ));
+        assert!(!assigns_user_variable(
+            "SELECT a INTO OUTFILE '/tmp/x' FROM t"
+        ));
+        assert!(!assigns_user_variable("SELECT @@x INTO @@y"));
     }
 }

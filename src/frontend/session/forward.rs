@@ -68,9 +68,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let Some(decisive) = classified.decisive() else {
             return false;
         };
-        // Statements that open a transaction move the session to the master until it ends.
+        // Statements that open a transaction move the session to the master until it ends. An
+        // XA transaction lives there from XA START to its XA COMMIT or ROLLBACK, also once
+        // prepared (when the session no longer shows it open).
         let opens_transaction = decisive.class == StatementClass::Transaction
-            && (matches!(decisive.verb.as_str(), "BEGIN" | "START TRANSACTION")
+            && (matches!(decisive.verb.as_str(), "BEGIN" | "START TRANSACTION" | "XA")
                 || classified
                     .statements
                     .iter()

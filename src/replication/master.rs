@@ -49,8 +49,26 @@ pub struct SlaveState {
     pub lag_ms: u64,
     /// Where its replication link comes from.
     pub addr: Option<SocketAddr>,
-    /// When each transaction was relayed (by [`Position::lsn`]), oldest first, for lag.
+}
+
+/// A slave as the master keeps it: what it shows, and when each transaction was relayed to it
+/// (by [`Position::lsn`], oldest first), from which its lag is told.
+#[derive(Default)]
+struct Slave {
+    state: SlaveState,
     sent: VecDeque<(u64, Instant)>,
+}
+
+impl Slave {
+    /// How long ago the oldest transaction it has not applied was relayed to it.
+    fn lag_ms(&self) -> u64 {
+        let applied = self.state.applied.lsn();
+        self.sent
+            .iter()
+            .find(|(lsn, _)| *lsn > applied)
+            .map(|(_, at)| at.elapsed().as_millis() as u64)
+            .unwrap_or(0)
+    }
 }
 
 /// The settings a master's backend must have, and what it reports about itself.
@@ -137,7 +155,7 @@ impl BackendLogin {
 pub struct Master {
     backend: BackendLogin,
     secret: Vec<u8>,
-    slaves: Mutex<BTreeMap<String, SlaveState>>,
+    slaves: Mutex<BTreeMap<String, Slave>>,
     /// The furthest binlog position read by any link or asked of the backend.
     position: watch::Sender<Position>,
     /// Bumped whenever a slave reports, to wake commits waiting for acknowledgements.
@@ -217,8 +235,8 @@ impl Master {
         }
         self.saw(target);
         let mut reports = self.reports.subscribe();
-        let satisfied = |slaves: &BTreeMap<String, SlaveState>| {
-            let connected = slaves.values().filter(|s| s.connected);
+        let satisfied = |slaves: &BTreeMap<String, Slave>| {
+            let connected = slaves.values().map(|s| &s.state).filter(|s| s.connected);
             let applied = connected
                 .clone()
                 .filter(|s| s.applied.covers(target))
@@ -290,27 +308,14 @@ impl Master {
         slaves
             .iter()
             .map(|(name, s)| {
-                let applied = s.applied.lsn();
-                let lag_ms = s
-                    .sent
-                    .iter()
-                    .find(|(lsn, _)| *lsn > applied)
-                    .map(|(_, at)| at.elapsed().as_millis() as u64)
-                    .unwrap_or(0);
-                let view = SlaveState {
-                    connected: s.connected,
-                    applied: s.applied.clone(),
-                    last_report: s.last_report,
-                    lag_ms,
-                    addr: s.addr,
-                    sent: VecDeque::new(),
-                };
-                (name.clone(), view)
+                let mut state = s.state.clone();
+                state.lag_ms = s.lag_ms();
+                (name.clone(), state)
             })
             .collect()
     }
 
-    fn update(&self, name: &str, f: impl FnOnce(&mut SlaveState)) {
+    fn update(&self, name: &str, f: impl FnOnce(&mut Slave)) {
         if let Ok(mut slaves) = self.slaves.lock() {
             f(slaves.entry(name.to_string()).or_default());
         }
@@ -387,7 +392,7 @@ impl Master {
         let why = self.relay(&mut socket, &name, peer).await;
         info!(slave = %name, reason = %why, "slave link ended");
         let _ = channel::write_message(&mut socket, &Message::Error { message: why }).await;
-        self.update(&name, |s| s.connected = false);
+        self.update(&name, |s| s.state.connected = false);
     }
 
     /// Serves one subscription: the source's description, then its binlog from the position
@@ -438,10 +443,10 @@ impl Master {
         }
         info!(slave = %name, from = %start, server_id, "slave subscribed");
         self.update(name, |s| {
-            s.connected = true;
-            s.applied = start.clone();
-            s.last_report = Some(Instant::now());
-            s.addr = Some(peer);
+            s.state.connected = true;
+            s.state.applied = start.clone();
+            s.state.last_report = Some(Instant::now());
+            s.state.addr = Some(peer);
             s.sent.clear();
         });
         let (mut reader, mut writer) = tokio::io::split(socket);
@@ -455,8 +460,8 @@ impl Master {
                         },
                     )) => match Position::parse(&applied) {
                         Ok(applied) => self.update(name, |s| {
-                            s.applied = applied;
-                            s.last_report = Some(Instant::now());
+                            s.state.applied = applied;
+                            s.state.last_report = Some(Instant::now());
                         }),
                         Err(e) => return e.to_string(),
                     },
@@ -520,7 +525,7 @@ impl Master {
                         && let Some(s) = slaves.get_mut(name)
                     {
                         s.sent.push_back((lsn, Instant::now()));
-                        let applied = s.applied.lsn();
+                        let applied = s.state.applied.lsn();
                         while s.sent.len() > LAG_WINDOW
                             || s.sent.front().is_some_and(|(l, _)| *l <= applied)
                         {

@@ -383,6 +383,8 @@ async fn local_infile_replicates_the_clients_file() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+    // The slave's CLI opens database `li`, which reaches the slave by replication.
+    cluster.converge(Duration::from_secs(10)).await;
     let slave = &cluster.slaves[0];
     let out = mariadb_cli(slave.addr(), APP.0, APP.1, &args, &load(&small, 10)).await;
     assert!(

@@ -18,15 +18,7 @@ pub fn called(sql: &str) -> Vec<String> {
             if !tok.is_word("CALL") {
                 continue;
             }
-            let name_at = |j: usize| {
-                tokens
-                    .get(j)
-                    .filter(|t| matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent))
-                    .map(|t| match t.kind {
-                        TokenKind::Word => text.get(t.start..t.end).unwrap_or(&t.text).to_string(),
-                        _ => t.text.clone(),
-                    })
-            };
+            let name_at = |j: usize| tokens.get(j).and_then(|t| identifier(&text, t));
             let Some(first) = name_at(i + 1) else {
                 continue;
             };
@@ -41,6 +33,16 @@ pub fn called(sql: &str) -> Vec<String> {
     out
 }
 
+/// The name a word or quoted identifier token stands for, as written in `text` (a word's token
+/// text is upper-cased).
+fn identifier(text: &str, t: &lexer::Token) -> Option<String> {
+    match t.kind {
+        TokenKind::Word => Some(text.get(t.start..t.end).unwrap_or(&t.text).to_string()),
+        TokenKind::QuotedIdent => Some(t.text.clone()),
+        _ => None,
+    }
+}
+
 /// Names the packet `sql` may call as functions, lower-cased (`f` or `db.f`): every word or
 /// quoted identifier right before `(`. Built-ins and table names come along too; the caller
 /// matches them against the stored functions the backend has, so they only cost a lookup.
@@ -48,11 +50,7 @@ pub fn function_calls(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     for escapes in [true, false] {
         let (text, tokens) = lexer::lex(sql, escapes);
-        let name = |t: &lexer::Token| match t.kind {
-            TokenKind::Word => Some(text.get(t.start..t.end).unwrap_or(&t.text).to_lowercase()),
-            TokenKind::QuotedIdent => Some(t.text.to_lowercase()),
-            _ => None,
-        };
+        let name = |t: &lexer::Token| identifier(&text, t).map(|n| n.to_lowercase());
         for (i, pair) in tokens.windows(2).enumerate() {
             if !pair[1].is_punct('(') {
                 continue;

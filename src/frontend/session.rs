@@ -467,8 +467,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         } else {
             let in_transaction = self.in_transaction();
             let ran = self.execute(sql).await;
-            if classified.class() == StatementClass::Ddl {
-                // It may have created or replaced a stored function.
+            if classified.class() >= StatementClass::Ddl {
+                // It may have created or replaced a stored function (an admin packet too: a
+                // CALL whose body the node cannot judge, DDL beside a GRANT).
                 self.node.functions.invalidate();
             }
             if matches!(ran, Ok(true)) {

@@ -5,55 +5,54 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::admin::metrics::Metrics;
 use crate::backend::functions::StoredFunctions;
-use crate::backend::pool::Backend;
+use crate::backend::pool;
+use crate::backend::wire::{Greeting, Wire, WireError};
 use crate::config::{NodeConfig, NodeRole, User, UserRole};
+use crate::error::ErrorReply;
+use crate::frontend::compress::{self, Switch};
 use crate::frontend::handshake::{HandshakeError, Offer, authenticate, is_ssl_request};
-use crate::frontend::packet::{PacketReader, PacketWriter};
-use crate::frontend::reply::{ErrorReply, Replies};
+use crate::frontend::reply::Replies;
 use crate::frontend::session::Session;
+use crate::packet::{PacketReader, PacketWriter};
 use crate::replication::master::Master;
 use crate::replication::slave::Replica;
-
-/// Server version announced when the backend cannot be asked.
-const FALLBACK_VERSION: &str = "5.5.5-10.11.0-MariaDB-myrelay";
 
 /// What every session of a node shares.
 pub struct NodeShared {
     /// The node's configuration.
     pub config: NodeConfig,
-    /// The node's backend pools.
-    pub backend: Backend,
+    /// The node's backend: its own pool, and the session connections' slots.
+    pub backend: pool::Backend,
     /// The replication log and slave view, on a replicating master.
     pub master: Option<Arc<Master>>,
     /// The log follower, on a replicating slave.
     pub replica: Option<Arc<Replica>>,
     /// TLS on the client port, when configured.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
-    server_version: String,
-    next_connection_id: AtomicU32,
     started: std::time::Instant,
     clients: std::sync::atomic::AtomicUsize,
     /// Set when the node shuts down cleanly: sessions end at their next idle moment.
     draining: watch::Sender<bool>,
-    questions: std::sync::atomic::AtomicU64,
     /// The proxy users in force: `config.users` at start, swapped whole by a reload (SIGHUP).
     users: RwLock<Arc<BTreeMap<String, User>>>,
     /// Counters for `/metrics`, `/api/status` and the console.
     pub metrics: Metrics,
     /// The backend's stored functions that change data.
     pub functions: StoredFunctions,
+    /// The sessions by connection id, with their user: who may kill which connection.
+    pub sessions: Sessions,
     /// Logged-in connections per proxy user, for `limits.max_connections_per_user`.
     per_user: Mutex<HashMap<String, usize>>,
     /// Reloads applied since start: the generation of the users in force, so that an operator
@@ -61,6 +60,33 @@ pub struct NodeShared {
     reloads_applied: AtomicU64,
     /// Reloads whose file did not load (nothing changed), counted so they are observable too.
     reloads_failed: AtomicU64,
+}
+
+/// The node's sessions by connection id (their backend connection's id) and user.
+#[derive(Default)]
+pub struct Sessions(Mutex<HashMap<u32, String>>);
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records that connection `id` is `user`'s.
+    pub fn add(&self, id: u32, user: &str) {
+        self.lock().insert(id, user.to_string());
+    }
+
+    /// Forgets connection `id`.
+    pub fn remove(&self, id: u32) {
+        self.lock().remove(&id);
+    }
+
+    /// The user of connection `id`, if it is a session of this node.
+    pub fn owner(&self, id: u32) -> Option<String> {
+        self.lock().get(&id).cloned()
+    }
 }
 
 /// One of a user's connection slots; given back when dropped.
@@ -198,22 +224,6 @@ impl NodeShared {
     pub fn is_draining(&self) -> bool {
         *self.draining.borrow()
     }
-
-    /// Counts a client command (for COM_STATISTICS).
-    pub fn count_question(&self) {
-        self.questions.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The COM_STATISTICS line, in the server's format, about this node.
-    pub fn statistics(&self) -> String {
-        let uptime = self.started.elapsed().as_secs().max(1);
-        let questions = self.questions.load(Ordering::Relaxed);
-        format!(
-            "Uptime: {uptime}  Threads: {}  Questions: {questions}  Slow queries: 0  Opens: 0  Open tables: 0  Queries per second avg: {:.3}",
-            self.clients.load(Ordering::Relaxed),
-            questions as f64 / uptime as f64
-        )
-    }
 }
 
 /// A started node; dropping it does not stop it, [`NodeHandle::stop`] does.
@@ -293,7 +303,7 @@ impl NodeHandle {
 pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let backend = Backend::new(&config);
+    let backend = pool::Backend::new(&config);
     let (shutdown, rx) = watch::channel(false);
     // Every task of the node runs in this span, so each log line names the node and its role.
     let span = info_span!("node", node = %config.name, role = config.role.as_str());
@@ -354,12 +364,6 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
             }
         }
     }
-    let server_version = match backend.version().await {
-        // MariaDB 10.x announces itself behind a 5.5.5- prefix that old clients expect.
-        Some(v) if v.contains("MariaDB") && !v.starts_with("5.5.5-") => format!("5.5.5-{v}"),
-        Some(v) => v,
-        None => FALLBACK_VERSION.to_string(),
-    };
     let tls = match &config.tls {
         Some(files) => Some(crate::frontend::tls::acceptor(files).map_err(std::io::Error::other)?),
         None => None,
@@ -371,15 +375,13 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         master,
         replica,
         tls,
-        server_version,
-        next_connection_id: AtomicU32::new(1),
         started: std::time::Instant::now(),
         clients: Default::default(),
-        questions: Default::default(),
         draining: watch::channel(false).0,
         users,
         metrics: Metrics::default(),
         functions: StoredFunctions::default(),
+        sessions: Sessions::default(),
         per_user: Mutex::default(),
         reloads_applied: AtomicU64::new(0),
         reloads_failed: AtomicU64::new(0),
@@ -436,15 +438,25 @@ async fn accept_loop(
             }
         };
         let _ = socket.set_nodelay(true);
-        let id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
         let permit = limit.clone().try_acquire_owned().ok();
-        let span = info_span!("client", conn = id, %peer);
+        let span = info_span!("client", conn = tracing::field::Empty, %peer);
         let shared = shared.clone();
         tokio::spawn(
             async move {
                 match permit {
-                    Some(_permit) => serve_client(socket, peer, id, shared).await,
-                    None => refuse_client(socket, &shared).await,
+                    Some(_permit) => serve_client(socket, peer, shared).await,
+                    None => {
+                        let refusal = ErrorReply::new(
+                            1040,
+                            "08004",
+                            format!(
+                                "Too many connections: node '{}' serves at most {} clients",
+                                shared.config.name, shared.config.limits.max_connections
+                            ),
+                        );
+                        warn!("refusing client: max_connections reached");
+                        refuse_client(socket, &refusal).await
+                    }
                 }
             }
             .instrument(span),
@@ -452,18 +464,42 @@ async fn accept_loop(
     }
 }
 
-async fn refuse_client(socket: TcpStream, shared: &NodeShared) {
-    warn!("refusing client: max_connections reached");
+/// Answers a connecting client with `refusal` instead of a greeting, and closes.
+async fn refuse_client(socket: TcpStream, refusal: &ErrorReply) {
     let mut replies = Replies::new(PacketWriter::new(socket), Default::default());
-    replies.error(&ErrorReply::new(
-        1040,
-        "08004",
-        format!(
-            "Too many connections: node '{}' serves at most {} clients",
-            shared.config.name, shared.config.limits.max_connections
-        ),
-    ));
+    // Server-range codes only: libmariadb rejects client-range ones from a server.
+    replies.set_server_codes_only(true);
+    replies.error(refusal);
     let _ = replies.out.shutdown().await;
+}
+
+/// The client's backend connection, opened before the greeting (whose connection id is its
+/// id), within the handshake deadline.
+async fn open_backend(
+    shared: &NodeShared,
+    deadline: tokio::time::Instant,
+) -> Result<(Wire, Greeting, OwnedSemaphorePermit), ErrorReply> {
+    let addr = shared.backend.addr();
+    let open = async {
+        let slot = shared.backend.session_slot().await?;
+        let (wire, greeting) = shared.backend.open_session().await.map_err(|e| match e {
+            WireError::Server { .. } => e.reply(),
+            other => ErrorReply::new(
+                2003,
+                "HY000",
+                format!("Can't connect to backend MySQL server at {addr}: {other}"),
+            ),
+        })?;
+        Ok((wire, greeting, slot))
+    };
+    match tokio::time::timeout_at(deadline, open).await {
+        Ok(opened) => opened,
+        Err(_) => Err(ErrorReply::new(
+            2003,
+            "HY000",
+            format!("Can't connect to backend MySQL server at {addr}: timed out"),
+        )),
+    }
 }
 
 /// Largest first packet of a connection (SSLRequest or handshake response) the node reads.
@@ -498,11 +534,24 @@ async fn in_time<T>(deadline: tokio::time::Instant, step: impl Future<Output = T
     }
 }
 
-async fn serve_client(mut socket: TcpStream, peer: SocketAddr, id: u32, shared: Arc<NodeShared>) {
+async fn serve_client(mut socket: TcpStream, peer: SocketAddr, shared: Arc<NodeShared>) {
     let deadline = tokio::time::Instant::now() + shared.config.limits.handshake_timeout;
-    let mut offer = Offer::new(shared.tls.is_some());
+    let (wire, backend_greeting, slot) = match open_backend(&shared, deadline).await {
+        Ok(opened) => opened,
+        Err(refusal) => {
+            warn!(error = %refusal, "refusing client: no backend connection");
+            return refuse_client(socket, &refusal).await;
+        }
+    };
+    tracing::Span::current().record("conn", backend_greeting.connection_id);
+    let backend = Backend {
+        wire,
+        greeting: backend_greeting,
+        _slot: slot,
+    };
+    let mut offer = Offer::new(shared.tls.is_some(), &backend.greeting);
     let mut greeting = PacketWriter::new(&mut socket);
-    let payload = offer.greeting(id, &shared.server_version);
+    let payload = offer.greeting();
     greeting.packet(|b| b.extend_from_slice(&payload));
     if !matches!(in_time(deadline, greeting.flush()).await, Some(Ok(_))) {
         return;
@@ -525,6 +574,7 @@ async fn serve_client(mut socket: TcpStream, peer: SocketAddr, id: u32, shared: 
     if !is_ssl_request(&first) {
         let (read, write) = socket.into_split();
         let (read, write) = (shared.metrics.counted(read), shared.metrics.counted(write));
+        let (read, write, compress) = compress::wrap(read, write);
         let reader = PacketReader::new(read, max);
         let replies = Replies::new(PacketWriter::new(write), Default::default());
         let hello = Hello {
@@ -533,8 +583,9 @@ async fn serve_client(mut socket: TcpStream, peer: SocketAddr, id: u32, shared: 
             offer,
             peer,
             deadline,
+            compress,
         };
-        return login_and_serve(reader, replies, hello, shared).await;
+        return login_and_serve(reader, replies, hello, backend, shared).await;
     }
     let Some(acceptor) = shared.tls.clone() else {
         info!("client asked for TLS, which this node does not offer");
@@ -553,6 +604,7 @@ async fn serve_client(mut socket: TcpStream, peer: SocketAddr, id: u32, shared: 
     };
     offer.tls = true;
     let (read, write) = tokio::io::split(stream);
+    let (read, write, compress) = compress::wrap(read, write);
     let mut reader = PacketReader::new(read, max);
     let replies = Replies::new(PacketWriter::new(write), Default::default());
     let Some(read) = in_time(deadline, reader.read(seq.wrapping_add(1))).await else {
@@ -572,8 +624,17 @@ async fn serve_client(mut socket: TcpStream, peer: SocketAddr, id: u32, shared: 
         offer,
         peer,
         deadline,
+        compress,
     };
-    login_and_serve(reader, replies, hello, shared).await;
+    login_and_serve(reader, replies, hello, backend, shared).await;
+}
+
+/// A client's backend connection, opened before its greeting.
+struct Backend {
+    wire: Wire,
+    greeting: Greeting,
+    /// Its share of `limits.backend_pool_size`.
+    _slot: OwnedSemaphorePermit,
 }
 
 /// A client's handshake response and what it answers.
@@ -584,6 +645,8 @@ struct Hello {
     peer: SocketAddr,
     /// When the handshake must be over.
     deadline: tokio::time::Instant,
+    /// Turns compression on once the login is answered.
+    compress: Switch,
 }
 
 /// Authenticates the handshake response and, once logged in, serves the session.
@@ -591,6 +654,7 @@ async fn login_and_serve<R, W>(
     mut reader: PacketReader<R>,
     mut replies: Replies<W>,
     hello: Hello,
+    backend: Backend,
     shared: Arc<NodeShared>,
 ) where
     R: tokio::io::AsyncRead + Unpin,
@@ -602,6 +666,7 @@ async fn login_and_serve<R, W>(
         offer,
         peer,
         deadline,
+        compress,
     } = hello;
     let users = shared.users();
     let authenticated = authenticate(
@@ -646,8 +711,13 @@ async fn login_and_serve<R, W>(
     info!(user = %login.user, role = login.role.as_str(), tls = offer.tls, "client connected");
     shared.clients.fetch_add(1, Ordering::Relaxed);
     shared.metrics.connection();
-    let end = Session::new(shared.clone(), reader, replies, login)
-        .run()
+    let Backend {
+        wire,
+        greeting,
+        _slot,
+    } = backend;
+    let end = Session::new(shared.clone(), reader, replies, login, wire, greeting)
+        .run(compress)
         .await;
     shared.clients.fetch_sub(1, Ordering::Relaxed);
     info!(?end, "client disconnected");

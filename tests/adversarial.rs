@@ -11,10 +11,6 @@ use myrelay::config::NodeRole;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use mysql_common::constants::CapabilityFlags;
-use mysql_common::io::ParseBuf;
-use mysql_common::packets::{AuthPlugin, HandshakePacket, HandshakeResponse};
-use mysql_common::proto::MySerialize;
-use mysql_common::scramble::scramble_native;
 use tokio::net::TcpStream;
 
 /// How one attempt is sent.
@@ -636,34 +632,8 @@ async fn every_attempt_is_refused_or_harmless() {
 /// Connects over raw TCP as `app` asking for `collation` (28: gbk_chinese_ci) in the handshake
 /// response, as a GBK client does, with multi-statements on; the login's OK is read.
 async fn raw_login(node: &TestNode, collation: u8) -> TcpStream {
-    let mut s = TcpStream::connect(node.addr()).await.expect("connect");
-    let (_, greeting) = read_packet(&mut s).await.expect("greeting");
-    let hs: HandshakePacket<'_> = ParseBuf(&greeting).parse(()).expect("parse greeting");
-    let token = scramble_native(&hs.nonce(), APP.1.as_bytes()).expect("token");
-    let caps = CapabilityFlags::CLIENT_PROTOCOL_41
-        | CapabilityFlags::CLIENT_SECURE_CONNECTION
-        | CapabilityFlags::CLIENT_PLUGIN_AUTH
-        | CapabilityFlags::CLIENT_LONG_PASSWORD
-        | CapabilityFlags::CLIENT_MULTI_STATEMENTS
-        | CapabilityFlags::CLIENT_MULTI_RESULTS;
-    let response = HandshakeResponse::new(
-        Some(&token[..]),
-        (10, 11, 0),
-        Some(APP.0.as_bytes()),
-        None::<&[u8]>,
-        Some(AuthPlugin::MysqlNativePassword),
-        caps,
-        None,
-        16 * 1024 * 1024,
-    );
-    let mut payload = Vec::new();
-    response.serialize(&mut payload);
-    // capability flags (4), max packet size (4), then the collation byte.
-    payload[8] = collation;
-    write_packet(&mut s, 1, &payload).await;
-    let (_, ok) = read_packet(&mut s).await.expect("login answer");
-    assert_eq!(ok.first(), Some(&0x00), "logged in: {ok:?}");
-    s
+    let multi = CapabilityFlags::CLIENT_MULTI_STATEMENTS | CapabilityFlags::CLIENT_MULTI_RESULTS;
+    common::raw_login(node.addr(), APP, multi, collation).await
 }
 
 /// The multi-byte trick: in GBK, `€` (E2 82 AC) followed by `\` reads as two characters, the

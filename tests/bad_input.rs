@@ -33,7 +33,17 @@ async fn closed(s: &mut TcpStream) -> bool {
 /// Connects and answers the greeting as the admin user with `password` through `plugin`
 /// (the token computed the way that plugin does); the node's reply is still unread.
 async fn send_login(node: &TestNode, plugin: AuthPlugin<'static>, password: &str) -> TcpStream {
-    let mut s = TcpStream::connect(node.addr()).await.expect("connect");
+    send_login_to(node.addr(), plugin, password).await
+}
+
+/// Logs in as ADMIN (whose name and password are the backend's too) at `addr`: a node, or
+/// the backend directly.
+async fn send_login_to(
+    addr: std::net::SocketAddr,
+    plugin: AuthPlugin<'static>,
+    password: &str,
+) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
     let (_, greeting) = read_packet(&mut s).await.expect("greeting");
     let hs: HandshakePacket<'_> = ParseBuf(&greeting).parse(()).expect("parse greeting");
     let nonce = hs.nonce();
@@ -69,10 +79,11 @@ async fn send_login(node: &TestNode, plugin: AuthPlugin<'static>, password: &str
 
 /// A raw client logged in as the admin user, ready for the command phase.
 async fn raw_login(node: &TestNode) -> TcpStream {
-    let mut s = send_login(node, AuthPlugin::MysqlNativePassword, ADMIN.1).await;
-    let (seq, ok) = read_packet(&mut s).await.expect("auth reply");
-    assert_eq!((seq, ok[0]), (2, 0x00), "login OK");
-    s
+    raw_login_to(node.addr()).await
+}
+
+async fn raw_login_to(addr: std::net::SocketAddr) -> TcpStream {
+    common::raw_login(addr, ADMIN, CapabilityFlags::empty(), 45).await
 }
 
 async fn still_serves(node: &TestNode) {
@@ -185,28 +196,34 @@ async fn a_backend_that_dies_gives_errors_and_the_node_recovers_when_it_returns(
     let mut conn = node.connect(ADMIN).await;
     conn.query_drop("SELECT 1").await.expect("works");
     node.server.kill().await;
-    for _ in 0..3 {
-        match conn.query_drop("SELECT 1").await {
-            Err(mysql_async::Error::Server(e)) => {
-                assert!(matches!(e.code, 2013 | 2003), "{} {}", e.code, e.message);
-                assert!(
-                    e.message.contains(&backend_addr),
-                    "names the backend: {}",
-                    e.message
-                );
-            }
-            other => panic!("expected a backend error, got {other:?}"),
+    // The statement under way gets an error naming the backend; the session, whose state was
+    // on the backend connection, ends with it, as a session on the server itself would.
+    match conn.query_drop("SELECT 1").await {
+        Err(mysql_async::Error::Server(e)) => {
+            assert_eq!(e.code, 2013, "{}", e.message);
+            assert!(
+                e.message.contains(&backend_addr),
+                "names the backend: {}",
+                e.message
+            );
         }
+        other => panic!("expected a backend error, got {other:?}"),
     }
-    // New clients can still log in and get the same clear error.
+    assert!(
+        conn.query_drop("SELECT 1").await.is_err(),
+        "the session ended"
+    );
+    // New clients are refused at connect with a clear error.
     let out = common::mariadb_cli(node.addr(), ADMIN.0, ADMIN.1, &[], "SELECT 1;").await;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // libmariadb refuses client-range codes from a server, so it gets the server-range twin.
+    // libmariadb refuses client-range codes from a server, so it gets the server-range twin
+    // (which it reports inside its own 2002 when it asked for TLS first).
     assert!(
-        stderr.contains("ERROR 1429") && stderr.contains(&backend_addr),
+        stderr.contains("1429") && stderr.contains(&backend_addr),
         "{stderr}"
     );
     node.server.restart().await.expect("restart backend");
+    let mut conn = node.connect(ADMIN).await;
     let v: Option<i32> = conn
         .query_first("SELECT 3")
         .await
@@ -219,49 +236,29 @@ async fn a_backend_that_dies_gives_errors_and_the_node_recovers_when_it_returns(
 async fn a_client_killed_mid_query_does_not_leave_the_query_running() {
     let node = TestNode::start("m", NodeRole::Master).await;
     let addr = node.addr();
-    let mut cli = std::process::Command::new("mariadb")
-        .args([
-            "--no-defaults",
-            "--protocol=TCP",
-            &format!("--host={}", addr.ip()),
-            &format!("--port={}", addr.port()),
-            &format!("--user={}", ADMIN.0),
-            &format!("--password={}", ADMIN.1),
-            "-e",
-            "SELECT SLEEP(30) AS myrelay_probe",
-        ])
+    let mut cli = common::mariadb_command(addr, ADMIN.0, ADMIN.1)
+        .args(["-e", "SELECT SLEEP(30) AS myrelay_probe"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start mariadb");
     let mut direct = connect(node.server.addr(), DB_USER, DB_PASS).await;
     let running = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(30) AS myrelay_probe%'";
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let n: Option<i64> = direct.query_first(running).await.expect("processlist");
-        if n == Some(1) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the query never started on the backend"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    cli.kill().expect("kill -9 the client");
-    let _ = cli.wait();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let n: Option<i64> = direct.query_first(running).await.expect("processlist");
-        if n == Some(0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the abandoned query is still running"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_processlist(
+        &mut direct,
+        running,
+        1,
+        "the query never started on the backend",
+    )
+    .await;
+    cli.kill().await.expect("kill -9 the client");
+    common::wait_processlist(
+        &mut direct,
+        running,
+        0,
+        "the abandoned query is still running",
+    )
+    .await;
     still_serves(&node).await;
 }
 
@@ -325,39 +322,51 @@ async fn set_option_statistics_and_reset_connection() {
     let (_, count) = read_packet(&mut s).await.expect("first result");
     assert_eq!(count, vec![1]);
     drop(s);
-    // COM_STATISTICS: a status line about the node.
-    let mut s = raw_login(&node).await;
-    write_packet(&mut s, 0, b"\x09").await;
-    let (_, stats) = read_packet(&mut s).await.expect("statistics");
-    let stats = String::from_utf8_lossy(&stats);
-    assert!(
-        stats.starts_with("Uptime: ") && stats.contains("Questions: "),
-        "{stats}"
-    );
-    // COM_RESET_CONNECTION: variables, database and an open transaction are gone.
+    // COM_STATISTICS: the backend's status line.
+    for addr in [node.addr(), node.server.addr()] {
+        let mut s = raw_login_to(addr).await;
+        write_packet(&mut s, 0, b"\x09").await;
+        let (_, stats) = read_packet(&mut s).await.expect("statistics");
+        let stats = String::from_utf8_lossy(&stats);
+        assert!(
+            stats.starts_with("Uptime: ")
+                && stats.contains("Questions: ")
+                && stats.contains("Open tables: "),
+            "{stats}"
+        );
+    }
+    // COM_RESET_CONNECTION: variables and an open transaction are gone, as on the server
+    // (which keeps the current database).
     node.direct()
         .await
         .query_drop("CREATE DATABASE rc; CREATE TABLE rc.t (id INT)")
         .await
         .expect("setup");
-    let mut conn = node.connect(ADMIN).await;
-    conn.query_drop("USE rc").await.expect("use");
-    conn.query_drop("SET @kept = 1").await.expect("set");
-    conn.query_drop("BEGIN").await.expect("begin");
-    conn.query_drop("INSERT INTO t VALUES (1)")
-        .await
-        .expect("insert");
-    conn.reset().await.expect("COM_RESET_CONNECTION");
-    let state: Option<(Option<String>, Option<i64>)> = conn
-        .query_first("SELECT DATABASE(), @kept")
-        .await
-        .expect("state");
-    assert_eq!(state, Some((None, None)));
-    let n: Option<i64> = conn
-        .query_first("SELECT COUNT(*) FROM rc.t")
-        .await
-        .expect("count");
-    assert_eq!(n, Some(0), "the open transaction was rolled back");
+    let mut states = Vec::new();
+    for mut conn in [
+        node.connect(ADMIN).await,
+        connect(node.server.addr(), DB_USER, DB_PASS).await,
+    ] {
+        conn.query_drop("USE rc").await.expect("use");
+        conn.query_drop("SET @kept = 1").await.expect("set");
+        conn.query_drop("BEGIN").await.expect("begin");
+        conn.query_drop("INSERT INTO t VALUES (1)")
+            .await
+            .expect("insert");
+        conn.reset().await.expect("COM_RESET_CONNECTION");
+        let state: Option<(Option<String>, Option<i64>)> = conn
+            .query_first("SELECT DATABASE(), @kept")
+            .await
+            .expect("state");
+        let n: Option<i64> = conn
+            .query_first("SELECT COUNT(*) FROM rc.t")
+            .await
+            .expect("count");
+        assert_eq!(n, Some(0), "the open transaction was rolled back");
+        states.push(state);
+    }
+    assert_eq!(states[0], states[1], "through the node as direct");
+    assert_eq!(states[0], Some((Some("rc".into()), None)));
 }
 
 #[tokio::test]
@@ -392,35 +401,43 @@ async fn field_list_answers_the_tables_columns() {
         .query_drop("CREATE DATABASE fl; CREATE TABLE fl.t (id INT PRIMARY KEY, name VARCHAR(20))")
         .await
         .expect("setup");
-    let mut s = raw_login(&node).await;
-    write_packet(&mut s, 0, b"\x02fl").await;
-    let (_, ok) = read_packet(&mut s).await.expect("init db");
-    assert_eq!(ok[0], 0x00);
-    write_packet(&mut s, 0, b"\x04t\x00").await;
-    let mut names = Vec::new();
-    loop {
-        let (_, p) = read_packet(&mut s).await.expect("field");
-        if p[0] == 0xFE && p.len() < 9 {
-            break;
+    // The backend's own answer, packet for packet.
+    let mut answers = Vec::new();
+    for addr in [node.addr(), node.server.addr()] {
+        let mut s = raw_login_to(addr).await;
+        write_packet(&mut s, 0, b"\x02fl").await;
+        let (_, ok) = read_packet(&mut s).await.expect("init db");
+        assert_eq!(ok[0], 0x00);
+        write_packet(&mut s, 0, b"\x04t\x00").await;
+        let mut packets = Vec::new();
+        loop {
+            let (_, p) = read_packet(&mut s).await.expect("field");
+            if p[0] == 0xFE && p.len() < 9 {
+                break;
+            }
+            packets.push(p);
         }
-        assert_eq!(p.last(), Some(&0xFB), "a NULL default ends each definition");
-        let column: mysql_async::Column = ParseBuf(&p[..p.len() - 1])
-            .parse(())
-            .expect("column definition");
-        names.push(column.name_str().into_owned());
-        assert_eq!(column.org_table_str(), "t");
+        write_packet(&mut s, 0, b"\x04missing\x00").await;
+        let (_, err) = read_packet(&mut s).await.expect("error");
+        assert_eq!((err[0], u16::from_le_bytes([err[1], err[2]])), (0xFF, 1146));
+        answers.push(packets);
     }
+    assert_eq!(answers[0], answers[1], "through the node as direct");
+    let names: Vec<String> = answers[0]
+        .iter()
+        .map(|p| {
+            let column: mysql_async::Column = ParseBuf(p).parse(()).expect("column definition");
+            assert_eq!(column.org_table_str(), "t");
+            column.name_str().into_owned()
+        })
+        .collect();
     assert_eq!(names, vec!["id", "name"]);
-    write_packet(&mut s, 0, b"\x04missing\x00").await;
-    let (_, err) = read_packet(&mut s).await.expect("error");
-    assert_eq!((err[0], u16::from_le_bytes([err[1], err[2]])), (0xFF, 1146));
 }
 
-#[tokio::test]
-async fn long_data_is_bounded_by_max_allowed_packet() {
-    let node = TestNode::start("m", NodeRole::Master).await;
-    let limit = node.node.shared.config.limits.max_allowed_packet;
-    let mut s = raw_login(&node).await;
+/// Prepares `SELECT LENGTH(?)` at `addr`, sends it long data twice (`n` bytes in three chunks,
+/// then 1000 bytes), executing it after each; returns every reply.
+async fn long_data_replies(addr: std::net::SocketAddr, n: usize) -> Vec<Vec<u8>> {
+    let mut s = raw_login_to(addr).await;
     write_packet(&mut s, 0, b"\x16SELECT LENGTH(?)").await;
     let (_, ok) = read_packet(&mut s).await.expect("prepare ok");
     assert_eq!(ok[0], 0x00);
@@ -429,43 +446,53 @@ async fn long_data_is_bounded_by_max_allowed_packet() {
     for _ in 0..4 {
         read_packet(&mut s).await.expect("definitions");
     }
-    let execute = |id: [u8; 4]| {
-        let mut e = vec![0x17];
-        e.extend_from_slice(&id);
-        e.extend_from_slice(&[0, 1, 0, 0, 0, 0, 1, 0xfc, 0]);
-        e
+    let mut execute = vec![0x17];
+    execute.extend_from_slice(&id);
+    execute.extend_from_slice(&[0, 1, 0, 0, 0, 0, 1, 0xfc, 0]);
+    let long_data = |byte: u8, n: usize| {
+        let mut chunk = vec![0x18];
+        chunk.extend_from_slice(&id);
+        chunk.extend_from_slice(&[0, 0]);
+        chunk.extend(std::iter::repeat_n(byte, n));
+        chunk
     };
-    // Within the limit: the long data is the parameter.
-    let mut chunk = vec![0x18];
-    chunk.extend_from_slice(&id);
-    chunk.extend_from_slice(&[0, 0]);
-    chunk.extend(std::iter::repeat_n(b'a', 1000));
-    write_packet(&mut s, 0, &chunk).await;
-    write_packet(&mut s, 0, &execute(id)).await;
+    let mut replies = Vec::new();
     // Without CLIENT_DEPRECATE_EOF: column count, definition, EOF, row, EOF.
-    let mut packets = Vec::new();
+    write_packet(&mut s, 0, &long_data(b'a', 1000)).await;
+    write_packet(&mut s, 0, &execute).await;
     for _ in 0..5 {
-        packets.push(read_packet(&mut s).await.expect("result").1);
+        replies.push(read_packet(&mut s).await.expect("result").1);
     }
+    for _ in 0..3 {
+        write_packet(&mut s, 0, &long_data(b'b', n / 3)).await;
+    }
+    write_packet(&mut s, 0, &execute).await;
+    for _ in 0..5 {
+        replies.push(read_packet(&mut s).await.expect("large result").1);
+    }
+    write_packet(&mut s, 0, &long_data(b'a', 1000)).await;
+    write_packet(&mut s, 0, &execute).await;
+    for _ in 0..5 {
+        replies.push(read_packet(&mut s).await.expect("result again").1);
+    }
+    replies
+}
+
+#[tokio::test]
+async fn long_data_reaches_the_backend_as_sent() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    // Long data accumulates on the backend (the node holds none of it), as direct.
+    let n = 3 << 20;
+    let through = long_data_replies(node.addr(), n).await;
+    let direct = long_data_replies(node.server.addr(), n).await;
+    assert_eq!(through, direct, "through the node as direct");
     // The row: 0x00, NULL bitmap, then LENGTH(?) as a 4-byte LONG.
-    let row = &packets[3];
-    assert_eq!(row.as_slice(), &[0, 0, 0xE8, 0x03, 0, 0]);
-    // Past the limit: refused at execute, and the statement still works afterwards.
-    let mut big = vec![0x18];
-    big.extend_from_slice(&id);
-    big.extend_from_slice(&[0, 0]);
-    big.extend(std::iter::repeat_n(b'b', limit / 3));
-    for _ in 0..4 {
-        write_packet(&mut s, 0, &big).await;
-    }
-    write_packet(&mut s, 0, &execute(id)).await;
-    let (_, err) = read_packet(&mut s).await.expect("error");
-    assert_eq!((err[0], u16::from_le_bytes([err[1], err[2]])), (0xFF, 1153));
-    write_packet(&mut s, 0, &chunk).await;
-    write_packet(&mut s, 0, &execute(id)).await;
-    let (_, count) = read_packet(&mut s).await.expect("result again");
-    assert_eq!(count, vec![1]);
-    for _ in 0..4 {
-        read_packet(&mut s).await.expect("rest of the result");
-    }
+    assert_eq!(through[3].as_slice(), &[0, 0, 0xE8, 0x03, 0, 0]);
+    let large = u32::try_from(n).expect("fits").to_le_bytes();
+    assert_eq!(through[8].as_slice(), &[&[0, 0][..], &large].concat());
+    assert_eq!(
+        through[13].as_slice(),
+        &[0, 0, 0xE8, 0x03, 0, 0],
+        "long data starts over"
+    );
 }

@@ -9,8 +9,8 @@ use std::net::IpAddr;
 
 use myrelay::config::{User, UserRole};
 use myrelay::frontend::handshake::{Login, Offer, authenticate, change_user};
-use myrelay::frontend::packet::{PacketReader, PacketWriter};
 use myrelay::frontend::reply::Replies;
+use myrelay::packet::{PacketReader, PacketWriter};
 use myrelay::replication::binlog::{Groups, header, next_event};
 use myrelay::replication::channel;
 use myrelay::replication::gtid::Position;
@@ -29,7 +29,7 @@ fn block_on<F: Future>(f: F) -> F::Output {
     RUNTIME.with(|rt| rt.block_on(f))
 }
 
-/// `frontend::packet::PacketReader` over a client byte stream (after one byte choosing the
+/// `packet::PacketReader` over a client byte stream (after one byte choosing the
 /// packet size limit): no panic, no packet above the limit, at most as much payload as bytes in.
 pub fn packet(data: &[u8]) {
     let Some((&size, stream)) = data.split_first() else {
@@ -78,7 +78,7 @@ pub fn handshake(data: &[u8]) {
     let len = usize::from(u16::from_le_bytes(*len)).min(rest.len());
     let (response, later) = rest.split_at(len);
     let users = users();
-    let offer = Offer::new(false);
+    let offer = Offer::new(false, &Default::default());
     let peer = IpAddr::from([127, 0, 0, 1]);
     block_on(async {
         let mut reader = PacketReader::new(later, 1 << 24);
@@ -99,10 +99,11 @@ pub fn handshake(data: &[u8]) {
             role: UserRole::App,
             db: None,
             caps: Default::default(),
+            mariadb_caps: Default::default(),
             collation: 45,
             next_seq: 2,
             peer,
-            offer,
+            offer: offer.clone(),
         };
         let mut reader = PacketReader::new(later, 1 << 24);
         let changed = change_user(&mut reader, &mut replies, response, 1, &current, &users).await;
@@ -129,7 +130,7 @@ pub fn classify(data: &[u8]) {
     }
     let _ = myrelay::sql::prepare::parse(&sql);
     let _ = myrelay::sql::routine::body_class(&sql);
-    let _ = myrelay::sql::session_track::assigned(&sql);
+    let _ = myrelay::sql::kill::kill_target(&sql);
 }
 
 /// What the node reads of binlog events a master relays (`replication::binlog`) and the GTID

@@ -51,7 +51,7 @@ impl StoredFunctions {
         {
             return writers.clone();
         }
-        let rows: Vec<(String, String, Option<String>)> = match backend.acquire(false).await {
+        let rows: Vec<(String, String, Option<String>)> = match backend.acquire().await {
             Ok(mut conn) => match conn.query(FUNCTIONS_SQL).await {
                 Ok(rows) => rows,
                 Err(e) => {

@@ -1,85 +1,75 @@
-//! Connections to the node's own MySQL/MariaDB server (mysql_async pools).
-//!
-//! Each client session owns one backend connection while it is connected, so its current
-//! database, variables, transaction, temporary tables and locks live there and nowhere else. The
-//! pool resets a connection (COM_RESET_CONNECTION) before handing it to another client, and a
-//! connection that failed or was abandoned mid-query is killed and never reused.
+//! The node's own MySQL/MariaDB server: a mysql_async pool for the node's own work (looking up
+//! stored routines, killing a query, health checks), and the slots that bound how many client
+//! sessions hold a backend connection of their own (`wire.rs`) at once.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::wire::{Greeting, Wire, WireError};
 
 use crate::config::NodeConfig;
-use crate::frontend::reply::ErrorReply;
+use crate::error::ErrorReply;
 
-/// How long a statement waits for a free backend connection before it gets an error.
+/// How long a client waits for a free backend connection before it gets an error.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The backend of one node: two pools, because `CLIENT_FOUND_ROWS` is fixed per connection and
-/// changes what "affected rows" means for the client that asked for it.
+/// The backend of one node.
 pub struct Backend {
     addr: SocketAddr,
-    plain: Pool,
-    found_rows: Pool,
+    /// The backend's Unix socket, when it is on this machine (asked once).
+    socket: tokio::sync::OnceCell<Option<std::path::PathBuf>>,
+    pool: Pool,
+    sessions: Arc<Semaphore>,
     size: usize,
 }
 
 /// How many backend connections a node has.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct PoolUsage {
-    /// Owned by client sessions (or the node's own work) right now.
+    /// Owned by client sessions right now.
     pub in_use: usize,
-    /// Open and idle in the pools.
+    /// Open and idle in the node's own pool.
     pub idle: usize,
     /// `limits.backend_pool_size`.
     pub size: usize,
 }
 
-/// A backend failure, translated for the client.
-#[derive(Debug)]
-pub struct BackendFailure {
-    /// The error packet to send.
-    pub reply: ErrorReply,
-    /// True when the connection itself is lost or unusable and must be dropped (not the
-    /// statement's fault, e.g. the backend went away).
-    pub broken: bool,
-}
-
 impl Backend {
-    /// Builds the pools; connects lazily, so a node starts even while its backend is down.
+    /// Builds the pool; connects lazily, so a node starts even while its backend is down.
     pub fn new(config: &NodeConfig) -> Self {
         let size = config.limits.backend_pool_size;
-        let opts = |found_rows: bool| -> Opts {
-            let constraints = PoolConstraints::new(0, size).unwrap_or_default();
-            OptsBuilder::default()
-                .ip_or_hostname(config.backend.ip().to_string())
-                .tcp_port(config.backend.port())
-                .user(Some(config.backend_user.clone()))
-                .pass(Some(config.backend_password.clone()))
-                .prefer_socket(true)
-                // Each client's prepared statements are its own: no driver-side sharing.
-                .stmt_cache_size(0)
-                .client_found_rows(found_rows)
-                .pool_opts(
-                    PoolOpts::default()
-                        .with_constraints(constraints)
-                        .with_reset_connection(true),
-                )
-                .into()
-        };
+        // As many as sessions may have: each may wait on one (a lookup, an acknowledgement).
+        let constraints = PoolConstraints::new(0, size).unwrap_or_default();
+        let opts: Opts = OptsBuilder::default()
+            .ip_or_hostname(config.backend.ip().to_string())
+            .tcp_port(config.backend.port())
+            .user(Some(config.backend_user.clone()))
+            .pass(Some(config.backend_password.clone()))
+            .prefer_socket(true)
+            .stmt_cache_size(0)
+            .pool_opts(
+                PoolOpts::default()
+                    .with_constraints(constraints)
+                    .with_reset_connection(true),
+            )
+            .into();
         Backend {
             addr: config.backend,
-            plain: Pool::new(opts(false)),
-            found_rows: Pool::new(opts(true)),
+            socket: tokio::sync::OnceCell::new(),
+            pool: Pool::new(opts),
+            sessions: Arc::new(Semaphore::new(size)),
             size,
         }
     }
 
-    /// The pool without `CLIENT_FOUND_ROWS`, for the node's own work (replication applier).
+    /// The pool of the node's own connections (replication applier, lookups).
     pub fn pool(&self) -> Pool {
-        self.plain.clone()
+        self.pool.clone()
     }
 
     /// The backend's address, named in errors.
@@ -87,32 +77,12 @@ impl Backend {
         self.addr
     }
 
-    /// Takes a connection for a client session; error 2003 if the backend cannot be reached.
-    pub async fn acquire(&self, found_rows: bool) -> Result<Conn, ErrorReply> {
-        let pool = if found_rows {
-            &self.found_rows
-        } else {
-            &self.plain
-        };
-        match tokio::time::timeout(ACQUIRE_TIMEOUT, pool.get_conn()).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(mysql_async::Error::Server(e))) => Err(ErrorReply::new(
-                2003,
-                "HY000",
-                format!(
-                    "Can't connect to backend MySQL server at {}: {} ({})",
-                    self.addr, e.message, e.code
-                ),
-            )),
-            Ok(Err(e)) => Err(ErrorReply::new(
-                2003,
-                "HY000",
-                format!(
-                    "Can't connect to backend MySQL server at {}: {e}",
-                    self.addr
-                ),
-            )),
-            Err(_) => Err(ErrorReply::new(
+    /// A slot for one client session's backend connection, held while the session lives;
+    /// error 1040 once all `limits.backend_pool_size` are taken for 10 s.
+    pub async fn session_slot(&self) -> Result<OwnedSemaphorePermit, ErrorReply> {
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, self.sessions.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ErrorReply::new(
                 1040,
                 "08004",
                 format!(
@@ -123,17 +93,58 @@ impl Backend {
         }
     }
 
-    /// Translates a mysql_async error: server errors pass through unchanged; anything else means
-    /// the connection is lost (2013) and must not be reused.
-    pub fn failure(&self, err: mysql_async::Error) -> BackendFailure {
-        failure(self.addr, err)
+    /// Opens a session's backend connection and reads its greeting: through the backend's Unix
+    /// socket when it listens on one on this machine (as a client library prefers it, and far
+    /// cheaper than loopback TCP per statement), else over TCP.
+    pub async fn open_session(&self) -> Result<(Wire, Greeting), WireError> {
+        let socket = self
+            .socket
+            .get_or_init(|| async {
+                if !self.addr.ip().is_loopback() {
+                    return None;
+                }
+                let mut conn = self.pool.get_conn().await.ok()?;
+                let path: String = conn.query_first("SELECT @@socket").await.ok()??;
+                let path = std::path::PathBuf::from(path);
+                path.exists().then_some(path)
+            })
+            .await;
+        if let Some(path) = socket
+            && let Ok(opened) = Wire::open_unix(self.addr, path).await
+        {
+            return Ok(opened);
+        }
+        Wire::open(self.addr).await
+    }
+
+    /// Takes a connection of the node's own; error 2003 if the backend cannot be reached.
+    pub async fn acquire(&self) -> Result<Conn, ErrorReply> {
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, self.pool.get_conn()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(ErrorReply::new(
+                2003,
+                "HY000",
+                format!(
+                    "Can't connect to backend MySQL server at {}: {e}",
+                    self.addr
+                ),
+            )),
+            Err(_) => Err(ErrorReply::new(
+                2003,
+                "HY000",
+                format!(
+                    "Can't connect to backend MySQL server at {}: timed out",
+                    self.addr
+                ),
+            )),
+        }
     }
 
     /// Kills a backend connection (and so its running query) from another connection. Used when a
     /// client vanished mid-statement, so the statement does not run on unattended.
     pub async fn kill(&self, connection_id: u32) {
         let result = async {
-            let mut conn = self.plain.get_conn().await?;
+            let mut conn = self.pool.get_conn().await?;
             conn.query_drop(format!("KILL {connection_id}")).await
         }
         .await;
@@ -147,24 +158,13 @@ impl Backend {
         }
     }
 
-    /// The backend's `VERSION()`, if it answers.
-    pub async fn version(&self) -> Option<String> {
-        let mut conn = self.plain.get_conn().await.ok()?;
-        conn.query_first::<String, _>("SELECT VERSION()")
-            .await
-            .ok()
-            .flatten()
-    }
-
-    /// Backend connections now: in use by sessions, idle in the pools, and the configured size.
+    /// Backend connections now: held by sessions, idle in the node's own pool, and the
+    /// configured number of session connections.
     pub fn usage(&self) -> PoolUsage {
         use std::sync::atomic::Ordering::Relaxed;
-        let (plain, found_rows) = (self.plain.metrics(), self.found_rows.metrics());
         PoolUsage {
-            in_use: plain.connections_in_use.load(Relaxed)
-                + found_rows.connections_in_use.load(Relaxed),
-            idle: plain.connections_in_pool.load(Relaxed)
-                + found_rows.connections_in_pool.load(Relaxed),
+            in_use: self.size - self.sessions.available_permits(),
+            idle: self.pool.metrics().connections_in_pool.load(Relaxed),
             size: self.size,
         }
     }
@@ -172,7 +172,7 @@ impl Backend {
     /// Asks the backend for a connection and a ping within `timeout` (for `/health`).
     pub async fn ping(&self, timeout: Duration) -> Result<(), String> {
         let check = async {
-            let mut conn = self.plain.get_conn().await.map_err(|e| e.to_string())?;
+            let mut conn = self.pool.get_conn().await.map_err(|e| e.to_string())?;
             conn.ping().await.map_err(|e| e.to_string())
         };
         tokio::time::timeout(timeout, check)
@@ -180,31 +180,8 @@ impl Backend {
             .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
     }
 
-    /// Closes idle connections (pools close the rest as sessions end).
+    /// Closes the node's own idle connections.
     pub async fn shutdown(&self) {
-        let _ = self.plain.clone().disconnect().await;
-        let _ = self.found_rows.clone().disconnect().await;
-    }
-}
-
-/// Translates a mysql_async error from the server at `addr`: server errors pass through
-/// unchanged; anything else means the connection is lost (2013) and must not be reused.
-pub fn failure(addr: SocketAddr, err: mysql_async::Error) -> BackendFailure {
-    match err {
-        mysql_async::Error::Server(e) => BackendFailure {
-            reply: ErrorReply::new(e.code, &e.state, e.message),
-            broken: false,
-        },
-        other => BackendFailure {
-            reply: ErrorReply::new(
-                2013,
-                "HY000",
-                format!(
-                    "Lost connection to backend MySQL server at {} during query: {other}",
-                    addr
-                ),
-            ),
-            broken: true,
-        },
+        let _ = self.pool.clone().disconnect().await;
     }
 }

@@ -1,208 +1,268 @@
-//! Relays a backend's reply (to a query, or to a prepared statement's execution) to the client,
-//! one result set after another, row by row: columns go out with every field the backend sent,
-//! values as the backend sent them (text, or re-encoded binary), OK packets with their affected
-//! rows, insert id, status, warnings and info text.
+//! Relays a backend's reply to the client as the server wrote it: every packet goes out
+//! byte for byte, renumbered into the client's sequence. The backend connection negotiated what
+//! the client negotiated with the node (`session.rs`), so its packets are already in the form the
+//! client expects: column definitions with MariaDB's extended metadata, binary rows in the
+//! client's parameter types, OK packets with session tracking, warnings and info.
 //!
-//! Rows are streamed (flushed every 64 KiB), never collected, so a large result costs bounded
-//! memory.
+//! The node reads only the headers that say where a reply ends and what state it leaves:
+//! OK/EOF status flags (more results, transaction, cursor), the column count, a prepared
+//! statement's id. Rows are streamed (flushed every 64 KiB), never collected.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use mysql_async::prelude::{Protocol, Queryable};
-use mysql_async::{BinaryProtocol, Conn, Params, QueryResult, Statement, TextProtocol};
-use mysql_common::constants::StatusFlags;
-use mysql_common::packets::OkPacket;
+use bytes::Bytes;
+use mysql_common::constants::{CapabilityFlags, StatusFlags};
 use tokio::io::AsyncWrite;
 
-use super::pool::{Backend, BackendFailure, failure};
-use crate::frontend::reply::{OkInfo, Replies};
-use crate::sql::quote_ident;
+use super::wire::{Wire, WireError, column_count, end_of_rows, ok_status};
+use crate::packet::PacketWriter;
+
+/// The shape of the reply a command gets, which says where it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// COM_QUERY and COM_STMT_EXECUTE: result sets and OK packets, while "more results" is set.
+    /// `cursor`: an execute that asked for a cursor, whose result set ends after its columns.
+    Results {
+        /// The execute asked for a read-only cursor.
+        cursor: bool,
+    },
+    /// COM_STMT_PREPARE: the statement's OK, then its parameter and column definitions.
+    Prepare,
+    /// COM_STMT_FETCH: rows up to the end-of-rows packet.
+    Rows,
+    /// COM_FIELD_LIST: column definitions up to the end marker.
+    FieldList,
+    /// One packet: OK, ERR, EOF, or COM_STATISTICS's text.
+    Single,
+}
+
+/// What a relayed reply left behind.
+#[derive(Debug, Default)]
+pub struct Relayed {
+    /// Status flags of the last OK or EOF packet (before an error that ended the reply).
+    pub status: Option<u16>,
+    /// The error code when the reply ended with an error packet.
+    pub error: Option<u16>,
+    /// COM_STMT_PREPARE: the statement the backend prepared.
+    pub prepared: Option<PreparedReply>,
+}
+
+/// A prepared statement as the backend described it.
+#[derive(Debug, Clone)]
+pub struct PreparedReply {
+    /// The backend's statement id (the client uses it as is).
+    pub id: u32,
+    /// How many parameters it has.
+    pub params: u16,
+    /// How many columns its result has.
+    pub columns: u16,
+}
 
 /// Why a relay ended early.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    /// The backend reported an error or was lost; the client has been sent the error packet.
-    Backend(BackendFailure),
+    /// The backend connection failed; the client got part of a reply at most.
+    #[error(transparent)]
+    Backend(#[from] WireError),
     /// Writing to the client failed: the client is gone, the backend reply was not drained.
-    Client(std::io::Error),
+    #[error("client gone: {0}")]
+    Client(#[from] std::io::Error),
 }
 
-/// Status bits that describe the session rather than one packet; carried into replies whose own
-/// status the driver does not expose.
-const SESSION_BITS: u16 = StatusFlags::SERVER_STATUS_IN_TRANS.bits()
-    | StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits()
-    | StatusFlags::SERVER_STATUS_IN_TRANS_READONLY.bits();
+/// Relays one packet from `wire` to `out` and returns it.
+async fn pass<W: AsyncWrite + Unpin>(
+    wire: &mut Wire,
+    out: &mut PacketWriter<W>,
+) -> Result<Vec<u8>, RelayError> {
+    let p = wire.read().await?;
+    out.packet(|b| b.extend_from_slice(&p));
+    out.flush_if_full().await?;
+    Ok(p)
+}
 
-/// The client-facing fields of a backend OK packet (a default OK when there is none).
-pub fn ok_info(ok: Option<&OkPacket<'_>>) -> OkInfo {
-    match ok {
-        Some(ok) => OkInfo {
-            affected_rows: ok.affected_rows(),
-            last_insert_id: ok.last_insert_id().unwrap_or(0),
-            status: ok.status_flags().bits(),
-            warnings: ok.warnings(),
-            info: ok.info_ref().map(<[u8]>::to_vec).unwrap_or_default(),
-            session_state: Vec::new(),
+/// Relays the reply to the command just sent on `wire` to the client's `out` (not flushed).
+/// A `LOCAL INFILE` request is answered with `infile` (the file the node took from the client
+/// beforehand), or with an empty file.
+pub async fn relay<W: AsyncWrite + Unpin>(
+    wire: &mut Wire,
+    out: &mut PacketWriter<W>,
+    reply: Reply,
+    infile: &mut Option<Bytes>,
+) -> Result<Relayed, RelayError> {
+    match reply {
+        Reply::Results { cursor } => results(wire, out, cursor, infile).await,
+        Reply::Prepare => prepare(wire, out).await,
+        Reply::Rows => rows(wire, out).await,
+        Reply::FieldList => loop {
+            let p = pass(wire, out).await?;
+            match p.first() {
+                Some(0xff) => return Ok(error(&p)),
+                Some(0xfe) => return Ok(ended(end_of_rows(&p))),
+                _ => {}
+            }
         },
-        None => OkInfo::default(),
+        Reply::Single => {
+            let p = pass(wire, out).await?;
+            Ok(match p.first() {
+                Some(0xff) => error(&p),
+                Some(0x00) => ended(ok_status(&p)),
+                Some(0xfe) => ended(end_of_rows(&p)),
+                _ => Relayed::default(),
+            })
+        }
     }
 }
 
-/// Moves to the result set the connection is positioned on: its columns (empty for an OK packet),
-/// or `None` when all sets are read. The driver defers a later statement's error until asked, so
-/// this asks: the error surfaces here, after the previous set was relayed in full.
-async fn next_set<P: Protocol>(
-    conn: &mut Conn,
-) -> mysql_async::Result<Option<Arc<[mysql_async::Column]>>> {
-    let mut result = QueryResult::<P>::new(&mut *conn);
-    match result.columns() {
-        Some(columns) => Ok(Some(columns)),
-        None => result.next().await.map(|_| None),
+fn error(p: &[u8]) -> Relayed {
+    Relayed {
+        error: Some(p.get(1..3).map_or(0, |c| u16::from_le_bytes([c[0], c[1]]))),
+        ..Relayed::default()
     }
 }
 
-/// Makes `data` the file `conn`'s next `LOAD DATA LOCAL INFILE` sends: a backend never reads a
-/// file of the node's own, only the bytes a client sent (or the log recorded).
-pub fn supply_infile(conn: &mut Conn, data: bytes::Bytes) {
-    conn.set_infile_handler(async move {
-        let file: mysql_async::InfileData = Box::pin(futures_util::stream::iter([Ok(data)]));
-        Ok(file)
-    });
-}
-
-/// Runs `sql` on `conn` (a connection to `server`) and writes the complete reply to the client
-/// (not flushed). The first `hidden` results answer statements of the node's own that lead the
-/// packet (saving their round trips) and must be OK packets; they are not relayed. Returns the
-/// session status bits of the last packet relayed.
-pub async fn relay_query<W: AsyncWrite + Unpin>(
-    server: SocketAddr,
-    conn: &mut Conn,
-    sql: &[u8],
-    hidden: usize,
-    replies: &mut Replies<W>,
-    status: u16,
-) -> Result<u16, RelayError> {
-    match conn.query_iter(sql).await {
-        Ok(result) => drop(result),
-        Err(e) => return Err(fail(server, replies, e)),
+fn ended(status: Option<u16>) -> Relayed {
+    Relayed {
+        status,
+        ..Relayed::default()
     }
-    relay_sets::<TextProtocol, W>(server, conn, replies, status, hidden, false).await
 }
 
-/// Executes prepared `stmt` with `params` and writes the reply in the binary protocol.
-pub async fn relay_execute<W: AsyncWrite + Unpin>(
-    server: SocketAddr,
-    conn: &mut Conn,
-    stmt: &Statement,
-    params: Params,
-    replies: &mut Replies<W>,
-    status: u16,
-) -> Result<u16, RelayError> {
-    match conn.exec_iter(stmt, params).await {
-        Ok(result) => drop(result),
-        Err(e) => return Err(fail(server, replies, e)),
-    }
-    relay_sets::<BinaryProtocol, W>(server, conn, replies, status, 0, true).await
+fn more(status: u16) -> bool {
+    status & StatusFlags::SERVER_MORE_RESULTS_EXISTS.bits() != 0
 }
 
-fn fail<W: AsyncWrite + Unpin>(
-    server: SocketAddr,
-    replies: &mut Replies<W>,
-    err: mysql_async::Error,
-) -> RelayError {
-    let failure = failure(server, err);
-    replies.error(&failure.reply);
-    RelayError::Backend(failure)
-}
-
-/// Writes every result set the connection has pending, read as protocol `P`, but for the first
-/// `hidden` (OK packets of the node's own statements); rows go to the client in the binary
-/// encoding when `binary` (prepared statements), else as text.
-async fn relay_sets<P: Protocol, W: AsyncWrite + Unpin>(
-    server: SocketAddr,
-    conn: &mut Conn,
-    replies: &mut Replies<W>,
-    mut status: u16,
-    mut hidden: usize,
-    binary: bool,
-) -> Result<u16, RelayError> {
-    let fail = |replies: &mut Replies<W>, err: mysql_async::Error| fail(server, replies, err);
-    let mut next = next_set::<P>(conn).await;
+async fn results<W: AsyncWrite + Unpin>(
+    wire: &mut Wire,
+    out: &mut PacketWriter<W>,
+    cursor: bool,
+    infile: &mut Option<Bytes>,
+) -> Result<Relayed, RelayError> {
+    let deprecate_eof = wire.caps().contains(CapabilityFlags::CLIENT_DEPRECATE_EOF);
+    let mut last = None;
     loop {
-        let columns = match next {
-            Ok(Some(columns)) => columns,
-            Ok(None) => return Ok(status),
-            Err(e) => return Err(fail(replies, e)),
-        };
-        if columns.is_empty() {
-            let ok = ok_info(conn.last_ok_packet());
-            if hidden > 0 {
-                hidden -= 1;
-            } else {
-                status = ok.status;
-                replies.ok(&ok);
+        let head = wire.read().await?;
+        match head.first() {
+            Some(0xfb) => {
+                send_file(wire, infile.take()).await?;
+                continue;
             }
-            // Consumes this OK so the connection moves on to the next set, if any.
-            if let Err(e) = QueryResult::<P>::new(&mut *conn).next().await {
-                return Err(fail(replies, e));
-            }
-            next = next_set::<P>(conn).await;
-            continue;
+            _ => out.packet(|b| b.extend_from_slice(&head)),
         }
-        replies.columns(&columns, status & SESSION_BITS);
-        let mut result = QueryResult::<P>::new(&mut *conn);
-        loop {
-            match result.next().await {
-                Ok(Some(row)) => {
-                    if binary {
-                        replies.binary_row(&columns, &row.unwrap_raw());
-                    } else {
-                        replies.text_row(&row.unwrap_raw());
-                    }
-                    replies
-                        .out
-                        .flush_if_full()
-                        .await
-                        .map_err(RelayError::Client)?;
+        let status = match head.first() {
+            Some(0x00) => ok_status(&head).unwrap_or(0),
+            Some(0xff) => {
+                return Ok(Relayed {
+                    status: last,
+                    ..error(&head)
+                });
+            }
+            _ => {
+                let columns = column_count(&head).ok_or_else(|| {
+                    RelayError::Backend(WireError::Protocol {
+                        addr: wire.addr(),
+                        what: "result set header".into(),
+                    })
+                })?;
+                for _ in 0..columns {
+                    pass(wire, out).await?;
                 }
-                Ok(None) => break,
-                // An error instead of the end of the rows (e.g. the query was killed): the client
-                // must not take the rows it got for a complete result.
-                Err(e) => return Err(fail(replies, e)),
+                if !deprecate_eof {
+                    let eof = pass(wire, out).await?;
+                    let status = end_of_rows(&eof).unwrap_or(0);
+                    if cursor && status & StatusFlags::SERVER_STATUS_CURSOR_EXISTS.bits() != 0 {
+                        return Ok(ended(Some(status)));
+                    }
+                } else if cursor {
+                    // With deprecate-EOF the server still ends a cursor's columns with an EOF
+                    // packet, whose status says the cursor is open.
+                    let eof = pass(wire, out).await?;
+                    return Ok(ended(end_of_rows(&eof)));
+                }
+                match rows(wire, out).await? {
+                    Relayed {
+                        status: Some(status),
+                        ..
+                    } => status,
+                    failed => {
+                        return Ok(Relayed {
+                            status: last,
+                            ..failed
+                        });
+                    }
+                }
             }
-        }
-        drop(result);
-        // Reading the end of the rows also read the next set's header. If that set is an OK
-        // packet, it has replaced the terminator's; the terminator's warning count is then lost.
-        next = next_set::<P>(conn).await;
-        let more = !matches!(next, Ok(None));
-        let next_is_ok = matches!(&next, Ok(Some(c)) if c.is_empty());
-        let end = ok_info(conn.last_ok_packet());
-        let mut end_status = if next_is_ok || next.is_err() {
-            status & SESSION_BITS
-        } else {
-            end.status
         };
-        if more {
-            end_status |= StatusFlags::SERVER_MORE_RESULTS_EXISTS.bits();
+        last = Some(status);
+        if !more(status) {
+            return Ok(ended(Some(status)));
         }
-        let warnings = if next_is_ok || next.is_err() {
-            0
-        } else {
-            end.warnings
-        };
-        replies.end_of_rows(warnings, end_status);
-        status = end_status;
     }
 }
 
-/// Selects `db` on `conn` (the backend's own `USE`, so its error, e.g. 1049, passes through).
-pub async fn use_database(
-    backend: &Backend,
-    conn: &mut Conn,
-    db: &str,
-) -> Result<(), BackendFailure> {
-    let sql = format!("USE {}", quote_ident(db));
-    conn.query_drop(sql).await.map_err(|e| backend.failure(e))
+/// Rows up to their end marker (or an error, e.g. the query was killed).
+async fn rows<W: AsyncWrite + Unpin>(
+    wire: &mut Wire,
+    out: &mut PacketWriter<W>,
+) -> Result<Relayed, RelayError> {
+    loop {
+        let p = pass(wire, out).await?;
+        if p.first() == Some(&0xff) {
+            return Ok(error(&p));
+        }
+        if let Some(status) = end_of_rows(&p) {
+            return Ok(ended(Some(status)));
+        }
+    }
+}
+
+async fn prepare<W: AsyncWrite + Unpin>(
+    wire: &mut Wire,
+    out: &mut PacketWriter<W>,
+) -> Result<Relayed, RelayError> {
+    let head = pass(wire, out).await?;
+    if head.first() != Some(&0x00) {
+        return Ok(error(&head));
+    }
+    let field = |at: usize| {
+        head.get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let (Some(id), Some(columns), Some(params)) = (
+        head.get(1..5)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        field(5),
+        field(7),
+    ) else {
+        return Err(RelayError::Backend(WireError::Protocol {
+            addr: wire.addr(),
+            what: "prepare reply".into(),
+        }));
+    };
+    let deprecate_eof = wire.caps().contains(CapabilityFlags::CLIENT_DEPRECATE_EOF);
+    for defs in [params, columns] {
+        for _ in 0..defs {
+            pass(wire, out).await?;
+        }
+        if defs > 0 && !deprecate_eof {
+            pass(wire, out).await?;
+        }
+    }
+    Ok(Relayed {
+        status: None,
+        error: None,
+        prepared: Some(PreparedReply {
+            id,
+            params,
+            columns,
+        }),
+    })
+}
+
+/// Answers the server's request for a local file with `file` (in packets of at most 64 KiB),
+/// then the empty packet that ends it.
+async fn send_file(wire: &mut Wire, file: Option<Bytes>) -> Result<(), WireError> {
+    if let Some(file) = file {
+        for chunk in file.chunks(64 * 1024) {
+            wire.send(chunk).await?;
+        }
+    }
+    wire.send(&[]).await
 }

@@ -6,26 +6,24 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use mysql_common::constants::{CapabilityFlags, StatusFlags};
+use mysql_common::constants::{CapabilityFlags, MariadbCapabilities, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse};
 use mysql_common::proto::MySerialize;
 use mysql_common::scramble::{scramble_native, scramble_sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::packet::{PacketError, PacketReader};
-use super::reply::{ErrorReply, Replies};
+use super::reply::Replies;
+use crate::backend::wire::Greeting;
 use crate::config::{User, UserRole};
+use crate::error::ErrorReply;
+use crate::packet::{PacketError, PacketReader};
 
 const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
 
-/// Default collation advertised in the greeting (utf8mb4_general_ci); clients send their own.
-const GREETING_COLLATION: u8 = 45;
-
-/// Capabilities a node offers (SSL is added where TLS is configured). Not compression: its
-/// backend driver does not negotiate it, and clients fall back. Session tracking is reported by
-/// the node itself (`session/session_track.rs`). LOCAL INFILE is offered and then allowed or
-/// refused per statement (`limits.max_local_infile`).
+/// Capabilities a node can offer, of those its backend offers (SSL is added where TLS is
+/// configured). Compression is the node's own, between client and node. LOCAL INFILE is
+/// offered and then allowed or refused per statement (`limits.max_local_infile`).
 pub fn server_capabilities() -> CapabilityFlags {
     CapabilityFlags::CLIENT_LONG_PASSWORD
         | CapabilityFlags::CLIENT_FOUND_ROWS
@@ -46,6 +44,14 @@ pub fn server_capabilities() -> CapabilityFlags {
         | CapabilityFlags::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
         | CapabilityFlags::CLIENT_DEPRECATE_EOF
         | CapabilityFlags::CLIENT_SESSION_TRACK
+        | CapabilityFlags::CLIENT_COMPRESS
+}
+
+/// MariaDB extended capabilities a node can offer: extended metadata changes only what a
+/// column definition holds. Not progress reports, bulk execution or cached metadata, which
+/// change the framing the node reads.
+fn mariadb_capabilities() -> MariadbCapabilities {
+    MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA
 }
 
 /// A client that passed authentication.
@@ -59,6 +65,8 @@ pub struct Login {
     pub db: Option<String>,
     /// Capabilities both sides support.
     pub caps: CapabilityFlags,
+    /// MariaDB extended capabilities both sides support.
+    pub mariadb_caps: MariadbCapabilities,
     /// Collation id the client asked for.
     pub collation: u8,
     /// Sequence id for the reply that ends the handshake.
@@ -95,33 +103,49 @@ fn new_scramble() -> [u8; 20] {
     s
 }
 
-/// What the node offered in its greeting.
-#[derive(Debug, Clone, Copy)]
+/// What the node offered in its greeting: what its backend connection's greeting announced,
+/// with the node's own scramble and of the capabilities those the node serves.
+#[derive(Debug, Clone)]
 pub struct Offer {
     /// The scramble the client must answer.
     pub scramble: [u8; 20],
     /// The capabilities the node announced.
     pub caps: CapabilityFlags,
+    /// The MariaDB extended capabilities the node announced.
+    pub mariadb_caps: MariadbCapabilities,
     /// True once the connection runs over TLS.
     pub tls: bool,
+    /// The backend connection's id, which is the client's connection id.
+    pub connection_id: u32,
+    server_version: Vec<u8>,
+    collation: u8,
+    status: u16,
 }
 
 impl Offer {
-    /// A fresh offer; `tls` adds CLIENT_SSL to the capabilities.
-    pub fn new(tls_available: bool) -> Offer {
-        let mut caps = server_capabilities();
+    /// A fresh offer for a client whose backend connection greeted with `backend`; `tls`
+    /// adds CLIENT_SSL to the capabilities.
+    pub fn new(tls_available: bool, backend: &Greeting) -> Offer {
+        // Without CLIENT_LONG_PASSWORD (CLIENT_MYSQL) a MariaDB server announces extended
+        // capabilities; the node keeps the backend's choice.
+        let mut caps = server_capabilities() & backend.caps | CapabilityFlags::CLIENT_COMPRESS;
         if tls_available {
             caps |= CapabilityFlags::CLIENT_SSL;
         }
         Offer {
             scramble: new_scramble(),
             caps,
+            mariadb_caps: mariadb_capabilities() & backend.mariadb_caps,
             tls: false,
+            connection_id: backend.connection_id,
+            server_version: backend.version.clone(),
+            collation: backend.collation,
+            status: backend.status,
         }
     }
 
     /// The greeting's payload (protocol 10).
-    pub fn greeting(&self, connection_id: u32, server_version: &str) -> Vec<u8> {
+    pub fn greeting(&self) -> Vec<u8> {
         let (part1, part2) = self.scramble.split_at(8);
         let mut part1_arr = [0u8; 8];
         part1_arr.copy_from_slice(part1);
@@ -129,15 +153,16 @@ impl Offer {
         part2_nul.push(0);
         let greeting = HandshakePacket::new(
             10,
-            server_version.as_bytes(),
-            connection_id,
+            &self.server_version[..],
+            self.connection_id,
             part1_arr,
             Some(part2_nul),
             self.caps,
-            GREETING_COLLATION,
-            StatusFlags::SERVER_STATUS_AUTOCOMMIT,
+            self.collation,
+            StatusFlags::from_bits_truncate(self.status),
             Some(NATIVE_PASSWORD),
-        );
+        )
+        .with_mariadb_ext_capabilities(self.mariadb_caps);
         let mut out = Vec::new();
         greeting.serialize(&mut out);
         out
@@ -191,6 +216,7 @@ where
         ));
     }
     let caps = client_caps & offer.caps;
+    let mariadb_caps = response.mariadb_ext_capabilities() & offer.mariadb_caps;
     replies.set_caps(caps);
     let client_name = response
         .connect_attributes()
@@ -224,10 +250,11 @@ where
         role,
         db,
         caps,
+        mariadb_caps,
         collation,
         next_seq,
         peer,
-        offer: *offer,
+        offer: offer.clone(),
     })
 }
 
@@ -364,10 +391,11 @@ where
         role,
         db,
         caps: current.caps,
+        mariadb_caps: current.mariadb_caps,
         collation,
         next_seq,
         peer: current.peer,
-        offer: current.offer,
+        offer: current.offer.clone(),
     })
 }
 

@@ -4,14 +4,15 @@
 //! backend's decoded [`Column`] field by field, so every field (schema, org_table, charset,
 //! length, flags, decimals…) reaches the client as the backend sent it.
 
-use mysql_common::constants::{CapabilityFlags, ColumnType, StatusFlags};
+use mysql_common::constants::CapabilityFlags;
 use mysql_common::io::WriteMysqlExt;
 use mysql_common::packets::{Column, ErrPacket, ServerError, SqlState};
 use mysql_common::proto::MySerialize;
 use mysql_common::value::Value;
 use tokio::io::AsyncWrite;
 
-use super::packet::PacketWriter;
+use crate::error::ErrorReply;
+use crate::packet::PacketWriter;
 
 /// The fields of an OK packet (also used for the OK-style end of a result set).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,9 +27,6 @@ pub struct OkInfo {
     pub warnings: u16,
     /// Human-readable info, e.g. `Rows matched: 2  Changed: 2  Warnings: 0`.
     pub info: Vec<u8>,
-    /// Session state changes (`CLIENT_SESSION_TRACK`), already encoded; sent with
-    /// `SERVER_SESSION_STATE_CHANGED` when not empty and the client tracks them.
-    pub session_state: Vec<u8>,
 }
 
 impl OkInfo {
@@ -41,51 +39,12 @@ impl OkInfo {
     }
 }
 
-/// A MySQL error as sent to the client: code, SQLSTATE, message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorReply {
-    /// MySQL error number.
-    pub code: u16,
-    /// Five-character SQLSTATE.
-    pub state: [u8; 5],
-    /// Message shown to the user.
-    pub message: String,
-}
-
-impl ErrorReply {
-    /// Builds an error; `state` must be five ASCII characters.
-    pub fn new(code: u16, state: &str, message: impl Into<String>) -> Self {
-        let mut s = *b"HY000";
-        if state.len() == 5 {
-            s.copy_from_slice(state.as_bytes());
-        }
-        ErrorReply {
-            code,
-            state: s,
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ErrorReply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ERROR {} ({}): {}",
-            self.code,
-            String::from_utf8_lossy(&self.state),
-            self.message
-        )
-    }
-}
-
 /// Encodes replies for one client connection.
 pub struct Replies<W> {
     /// The packet writer of the client socket.
     pub out: PacketWriter<W>,
     caps: CapabilityFlags,
     server_codes_only: bool,
-    status_hidden: u16,
 }
 
 impl<W: AsyncWrite + Unpin> Replies<W> {
@@ -95,14 +54,7 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
             out,
             caps,
             server_codes_only: false,
-            status_hidden: 0,
         }
-    }
-
-    /// Hides status bits from the replies that follow (0 shows all again): the node wraps a
-    /// client's autocommit write in its own transaction, which the client must not see.
-    pub fn hide_status(&mut self, bits: u16) {
-        self.status_hidden = bits;
     }
 
     /// Declares that the client rejects client-range error codes (2000–2999) from a server:
@@ -132,11 +84,7 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
 
     fn ok_with_header(&mut self, header: u8, ok: &OkInfo) {
         let session_track = self.caps.contains(CapabilityFlags::CLIENT_SESSION_TRACK);
-        let state = session_track && !ok.session_state.is_empty();
-        let mut status = ok.status & !self.status_hidden;
-        if state {
-            status |= StatusFlags::SERVER_SESSION_STATE_CHANGED.bits();
-        }
+        let status = ok.status;
         self.out.packet(|b| {
             b.push(header);
             b.write_lenenc_int(ok.affected_rows).ok();
@@ -148,16 +96,13 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
             if session_track || !ok.info.is_empty() {
                 b.write_lenenc_str(&ok.info).ok();
             }
-            if state {
-                b.write_lenenc_str(&ok.session_state).ok();
-            }
         });
     }
 
     /// Queues an error packet.
     pub fn error(&mut self, err: &ErrorReply) {
         let (code, state) = if self.server_codes_only {
-            server_range(err.code, err.state)
+            err.server_range()
         } else {
             (err.code, err.state)
         };
@@ -202,69 +147,6 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
         });
     }
 
-    /// Queues COM_FIELD_LIST's answer: the definitions (each with a NULL default, as the node
-    /// does not look defaults up), then the end marker.
-    pub fn field_list(&mut self, columns: &[Column], status: u16) {
-        for column in columns {
-            self.out.packet(|b| {
-                column_definition(b, column);
-                b.push(0xFB);
-            });
-        }
-        self.end_of_rows(0, status);
-    }
-
-    /// Queues COM_STMT_PREPARE's answer: the statement id, then parameter and column
-    /// definitions as the backend described them.
-    pub fn prepare_ok(
-        &mut self,
-        id: u32,
-        params: &[Column],
-        columns: &[Column],
-        warnings: u16,
-        status: u16,
-    ) {
-        self.out.packet(|b| {
-            b.push(0x00);
-            b.extend_from_slice(&id.to_le_bytes());
-            b.extend_from_slice(&(columns.len() as u16).to_le_bytes());
-            b.extend_from_slice(&(params.len() as u16).to_le_bytes());
-            b.push(0);
-            b.extend_from_slice(&warnings.to_le_bytes());
-        });
-        for defs in [params, columns] {
-            if defs.is_empty() {
-                continue;
-            }
-            for column in defs {
-                self.out.packet(|b| column_definition(b, column));
-            }
-            if !self.deprecate_eof() {
-                self.eof(0, status);
-            }
-        }
-    }
-
-    /// Queues one binary-protocol row, each value encoded for its column's type.
-    pub fn binary_row(&mut self, columns: &[Column], values: &[Option<Value>]) {
-        self.out.packet(|b| {
-            b.push(0x00);
-            // NULL bitmap with the binary row's offset of 2 bits.
-            let start = b.len();
-            b.resize(start + (values.len() + 7 + 2) / 8, 0);
-            for (i, v) in values.iter().enumerate() {
-                if matches!(v, None | Some(Value::NULL)) {
-                    b[start + (i + 2) / 8] |= 1 << ((i + 2) % 8);
-                }
-            }
-            for (column, value) in columns.iter().zip(values) {
-                if let Some(value) = value {
-                    binary_value(b, column.column_type(), value);
-                }
-            }
-        });
-    }
-
     /// Queues the end of a result set's rows.
     pub fn end_of_rows(&mut self, warnings: u16, status: u16) {
         if self.deprecate_eof() {
@@ -282,50 +164,11 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
     }
 
     fn eof(&mut self, warnings: u16, status: u16) {
-        let status = status & !self.status_hidden;
         self.out.packet(|b| {
             b.push(0xFE);
             b.extend_from_slice(&warnings.to_le_bytes());
             b.extend_from_slice(&status.to_le_bytes());
         });
-    }
-}
-
-/// Encodes one non-NULL binary-protocol value with the width its column type demands (the
-/// decoded `Value` widens integers to 64 bits; the wire does not).
-fn binary_value(b: &mut Vec<u8>, ty: ColumnType, value: &Value) {
-    use ColumnType::*;
-    let int = |v: &Value| match v {
-        Value::Int(i) => *i as u64,
-        Value::UInt(u) => *u,
-        _ => 0,
-    };
-    match (ty, value) {
-        (_, Value::NULL) => {}
-        (MYSQL_TYPE_TINY, v) => b.push(int(v) as u8),
-        (MYSQL_TYPE_SHORT | MYSQL_TYPE_YEAR, v) => {
-            b.extend_from_slice(&(int(v) as u16).to_le_bytes())
-        }
-        (MYSQL_TYPE_LONG | MYSQL_TYPE_INT24, v) => {
-            b.extend_from_slice(&(int(v) as u32).to_le_bytes())
-        }
-        (MYSQL_TYPE_LONGLONG, v) => b.extend_from_slice(&int(v).to_le_bytes()),
-        (_, Value::Float(f)) => b.extend_from_slice(&f.to_le_bytes()),
-        (_, Value::Double(d)) => b.extend_from_slice(&d.to_le_bytes()),
-        // Dates, times and strings are encoded by mysql_common exactly as the wire wants them.
-        (_, v) => v.serialize(b),
-    }
-}
-
-/// The server-range twin of a client-range error, for clients that refuse the latter: a
-/// backend that cannot be reached is a data source the node cannot connect to (1429, as
-/// FEDERATED reports it); a backend lost mid-statement is a communication error (1158).
-fn server_range(code: u16, state: [u8; 5]) -> (u16, [u8; 5]) {
-    match code {
-        2003 => (1429, *b"HY000"),
-        2013 => (1158, *b"08S01"),
-        2000..=2999 => (1105, state),
-        _ => (code, state),
     }
 }
 

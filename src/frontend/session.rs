@@ -1,62 +1,51 @@
 //! One client connection after the handshake: reads commands, applies the policy, relays to the
 //! backend connection the session owns.
 //!
-//! The session's state (current database, variables, transaction, temporary tables, locks) lives
-//! on that one backend connection, so nothing leaks between clients. The node only remembers the
-//! current database and charset, to restore them if the backend connection is lost.
+//! The session's backend connection is opened when the client connects (its id is the client's
+//! connection id) and logs in with what the client negotiated, so the backend's replies are
+//! relayed as they are (`backend/relay.rs`). The session's state (current database, variables,
+//! transaction, temporary tables, locks, prepared statements) lives on that connection alone; a
+//! session whose backend connection is lost ends, as it would on the server itself.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use mysql_async::Conn;
+use bytes::Bytes;
 use mysql_async::prelude::Queryable;
 use mysql_common::collations::{Collation, CollationId};
 use mysql_common::constants::{CapabilityFlags, StatusFlags};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info, warn};
 
+use super::command::Command;
+use super::compress::Switch;
 use super::handshake::{HandshakeError, Login, change_user};
-use super::packet::{PacketError, PacketReader};
-use super::reply::{ErrorReply, OkInfo, Replies};
+use super::reply::Replies;
 use crate::admin::metrics::Outcome;
-use crate::backend::relay::{RelayError, relay_query, supply_infile, use_database};
+use crate::backend::relay::{RelayError, Relayed, Reply, relay};
+use crate::backend::wire::{Credentials, Greeting, Wire, WireError, ok_status};
+use crate::config::UserRole;
+use crate::error::ErrorReply;
 use crate::node::NodeShared;
+use crate::packet::{PacketError, PacketReader};
 use crate::sql::classify::{Classified, StatementClass, classify};
+use crate::sql::client_charset::UNSAFE_CLIENT_CHARSETS;
 use crate::sql::diagnostics::reads_last_statement;
 use crate::sql::fast_read::plain_select;
+use crate::sql::kill::kill_target;
 use crate::sql::local_infile::is_local_infile;
 use crate::sql::policy::{Context, Decision, decide};
 use crate::sql::prepare;
-use crate::sql::quote_ident;
-use crate::sql::session_track::UNSAFE_CLIENT_CHARSETS;
 
-/// Command bytes of the client/server protocol handled here.
-mod com {
-    pub const QUIT: u8 = 0x01;
-    pub const INIT_DB: u8 = 0x02;
-    pub const QUERY: u8 = 0x03;
-    pub const FIELD_LIST: u8 = 0x04;
-    pub const STATISTICS: u8 = 0x09;
-    pub const PING: u8 = 0x0e;
-    pub const CHANGE_USER: u8 = 0x11;
-    pub const SET_OPTION: u8 = 0x1b;
-    pub const STMT_PREPARE: u8 = 0x16;
-    pub const STMT_EXECUTE: u8 = 0x17;
-    pub const STMT_SEND_LONG_DATA: u8 = 0x18;
-    pub const STMT_CLOSE: u8 = 0x19;
-    pub const STMT_RESET: u8 = 0x1a;
-    pub const RESET_CONNECTION: u8 = 0x1f;
-}
-
-/// The collation mysql_async's handshake sets on backend connections (utf8mb4_general_ci).
-const BACKEND_COLLATION: u8 = 45;
+/// The collation of a backend connection whose client asked for a charset the node does not
+/// serve (utf8mb4_general_ci).
+const DEFAULT_COLLATION: u8 = 45;
 
 mod forward;
 mod local_infile;
 mod ops;
 mod prepared_sql;
 mod routines;
-mod session_track;
 mod statements;
 mod status;
 
@@ -79,6 +68,44 @@ pub enum End {
     ClientGone,
     /// The client broke the protocol; the connection was closed.
     Protocol(PacketError),
+    /// The backend connection was lost; the client was told.
+    BackendGone,
+}
+
+/// The capabilities a session's backend connection asks for: what the client negotiated with
+/// the node, but for what the node does itself (TLS, compression, connect attributes) and with
+/// what the node's own login needs. LOCAL INFILE is always on: the node supplies the file it
+/// took from the client, when its policy allows the statement.
+pub fn backend_caps(client: CapabilityFlags) -> CapabilityFlags {
+    let node_side = CapabilityFlags::CLIENT_SSL
+        | CapabilityFlags::CLIENT_COMPRESS
+        | CapabilityFlags::CLIENT_CONNECT_ATTRS
+        | CapabilityFlags::CLIENT_CONNECT_WITH_DB;
+    (client - node_side)
+        | CapabilityFlags::CLIENT_PROTOCOL_41
+        | CapabilityFlags::CLIENT_SECURE_CONNECTION
+        | CapabilityFlags::CLIENT_PLUGIN_AUTH
+        | CapabilityFlags::CLIENT_TRANSACTIONS
+        | CapabilityFlags::CLIENT_LOCAL_FILES
+}
+
+/// The collation a backend connection uses for a client that asked for `collation`: a charset
+/// the node cannot lex safely is treated as the server treats one it does not support, the
+/// session keeps the default (see UNSAFE_CLIENT_CHARSETS).
+fn backend_collation(collation: u8) -> u8 {
+    let known = Collation::from(CollationId::from(u16::from(collation)));
+    if known.id() == CollationId::UNKNOWN_COLLATION_ID
+        || UNSAFE_CLIENT_CHARSETS.contains(&known.charset())
+    {
+        if known.id() != CollationId::UNKNOWN_COLLATION_ID {
+            warn!(
+                charset = known.charset(),
+                "client asked for a character set the node does not serve; keeping utf8mb4"
+            );
+        }
+        return DEFAULT_COLLATION;
+    }
+    collation
 }
 
 /// A logged-in client.
@@ -87,10 +114,13 @@ pub struct Session<R, W> {
     reader: PacketReader<R>,
     replies: Replies<W>,
     login: Login,
-    conn: Option<Conn>,
+    /// The client's own backend connection.
+    backend: Wire,
+    /// Its greeting, whose scramble COM_CHANGE_USER answers again.
+    greeting: Greeting,
     db: Option<String>,
     status: u16,
-    /// Sequence id of the current command's first reply, to restart a reply that is withdrawn.
+    /// Sequence id of the current command's first reply.
     reply_seq: u8,
     /// A slave's connection to the master node for forwarded writes, and its status bits.
     forward: Option<forward::Forward>,
@@ -99,15 +129,11 @@ pub struct Session<R, W> {
     /// SQL-level prepared statements of this client (`PREPARE name FROM …`).
     sql_statements: prepared_sql::Registry,
     /// The file the client sent for the `LOAD DATA LOCAL INFILE` about to run.
-    infile: Option<bytes::Bytes>,
+    infile: Option<Bytes>,
     /// `@@sql_mode` and `@@character_set_client` of the backend session, once asked.
     context: Option<(String, String)>,
     /// True when the last command was forwarded to the master, which holds its warnings.
     forwarded: bool,
-    /// The tracked session state the statement about to run changes (`CLIENT_SESSION_TRACK`).
-    tracked: Option<session_track::Tracked>,
-    /// Counts backend connections this session has had; a prepared statement belongs to one.
-    conn_epoch: u64,
     /// Set when the statement under way was refused (for the counters).
     refused: bool,
     /// A slave's statements that set session state (`SET`, `SELECT @v := …`), replayed on the
@@ -116,12 +142,15 @@ pub struct Session<R, W> {
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
-    /// A session for `login`, whose handshake has been read but not yet answered.
+    /// A session for `login`, whose handshake has been read but not yet answered, on the
+    /// backend connection `backend` that greeted with `greeting`.
     pub fn new(
         node: Arc<NodeShared>,
         reader: PacketReader<R>,
         replies: Replies<W>,
         login: Login,
+        backend: Wire,
+        greeting: Greeting,
     ) -> Self {
         Session {
             node,
@@ -129,7 +158,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             replies,
             db: login.db.clone(),
             login,
-            conn: None,
+            backend,
+            greeting,
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits(),
             reply_seq: 1,
             forward: None,
@@ -138,29 +168,58 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             infile: None,
             context: None,
             forwarded: false,
-            tracked: None,
-            conn_epoch: 0,
             refused: false,
             session_setup: Vec::new(),
         }
     }
 
-    /// Finishes the handshake (selecting the requested database) and serves commands until the
-    /// client leaves.
-    pub async fn run(mut self) -> End {
-        self.replies.out.set_seq(self.login.next_seq);
-        if let Some(db) = self.db.take()
-            && let Err(err) = self.select_db(&db).await
-        {
-            self.replies.error(&err);
-            let _ = self.replies.out.shutdown().await;
-            return End::Quit;
+    /// The backend account on `node`, logging in as `login` negotiated, into `db`.
+    fn credentials<'a>(
+        node: &'a NodeShared,
+        login: &Login,
+        db: Option<&'a str>,
+    ) -> Credentials<'a> {
+        Credentials {
+            user: &node.config.backend_user,
+            password: &node.config.backend_password,
+            caps: backend_caps(login.caps),
+            mariadb_caps: login.mariadb_caps,
+            collation: backend_collation(login.collation),
+            db,
         }
-        self.replies.ok(&OkInfo::status(self.status));
+    }
+
+    /// Logs the backend connection in (selecting the requested database) and answers the
+    /// client with the backend's OK or error; then serves commands until the client leaves.
+    /// `compress` is turned on after that OK when the client negotiated compression.
+    pub async fn run(mut self, compress: Switch) -> End {
+        self.replies.out.set_seq(self.login.next_seq);
+        let node = self.node.clone();
+        let db = self.db.clone();
+        let creds = Self::credentials(&node, &self.login, db.as_deref());
+        let login = self.backend.login(&self.greeting, &creds).await;
+        match login {
+            Ok(ok) => {
+                self.status = ok_status(&ok).unwrap_or(self.status);
+                self.replies.out.packet(|b| b.extend_from_slice(&ok));
+            }
+            Err(e) => {
+                warn!(error = %e, "backend login failed");
+                self.replies.error(&e.reply());
+                let _ = self.replies.out.shutdown().await;
+                return End::Quit;
+            }
+        }
         if self.replies.out.flush().await.is_err() {
             return End::ClientGone;
         }
+        if self.login.caps.contains(CapabilityFlags::CLIENT_COMPRESS) {
+            compress.enable();
+        }
+        let connection_id = self.backend.connection_id();
+        self.node.sessions.add(connection_id, &self.login.user);
         let end = self.serve().await;
+        self.node.sessions.remove(connection_id);
         if let End::Protocol(ref e) = end {
             warn!(error = %e, "closing connection: protocol violation");
         }
@@ -228,102 +287,22 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 Err(PacketError::Io(_)) => return End::ClientGone,
                 Err(e) => return End::Protocol(e),
             };
-            self.node.count_question();
             self.reply_seq = seq.wrapping_add(1);
             self.replies.out.set_seq(self.reply_seq);
             if let Some(end) = self.removed_by_reload().await {
                 return end;
             }
-            let Some((&command, body)) = packet.split_first() else {
+            let Some(command) = Command::parse(&packet) else {
                 return End::Protocol(PacketError::Truncated);
             };
-            // After a write forwarded to the master, questions about it go there too; the
-            // node's own status query (a slave asks it after each forwarded write) does not count.
-            let status_query = command == com::QUERY && is_status_query(body);
-            let after_forward = !status_query && std::mem::take(&mut self.forwarded);
-            self.tracked = None;
-            self.infile = None;
-            match command {
-                com::QUIT => return End::Quit,
-                com::QUERY if status_query => self.show_status().await,
-                com::QUERY => {
-                    let about_forwarded =
-                        after_forward && reads_last_statement(&String::from_utf8_lossy(body));
-                    let answered = if about_forwarded {
-                        self.forward(body).await
-                    } else {
-                        self.query(body).await
-                    };
-                    if let Err(end) = answered {
-                        return end;
-                    }
+            if let Err(end) = self.handle(command, &packet).await {
+                if matches!(end, End::BackendGone) {
+                    let _ = self.replies.out.flush().await;
                 }
-                com::INIT_DB => {
-                    let db = String::from_utf8_lossy(body).into_owned();
-                    match self.select_db(&db).await {
-                        Ok(()) => self.init_db_ok(&db),
-                        Err(e) => self.replies.error(&e),
-                    }
-                }
-                com::PING => self.replies.ok(&OkInfo::status(self.status)),
-                com::STATISTICS => {
-                    let stats = self.node.statistics();
-                    self.replies
-                        .out
-                        .packet(|b| b.extend_from_slice(stats.as_bytes()));
-                }
-                com::SET_OPTION => match body {
-                    // MYSQL_OPTION_MULTI_STATEMENTS_ON / _OFF; the server answers with an EOF.
-                    [0, 0] | [1, 0] => {
-                        let mut caps = self.replies.caps();
-                        caps.set(CapabilityFlags::CLIENT_MULTI_STATEMENTS, body[0] == 0);
-                        self.replies.set_caps(caps);
-                        self.replies.end_of_rows(0, self.status);
-                    }
-                    _ => self.replies.error(&ErrorReply::new(
-                        1047,
-                        "08S01",
-                        "Unknown COM_SET_OPTION value",
-                    )),
-                },
-                com::STMT_PREPARE => {
-                    if let Err(end) = self.prepare(body).await {
-                        return end;
-                    }
-                }
-                com::STMT_EXECUTE => {
-                    if let Err(end) = self.execute_statement(body).await {
-                        return end;
-                    }
-                }
-                com::STMT_SEND_LONG_DATA => {
-                    self.send_long_data(body);
-                    continue; // no reply
-                }
-                com::STMT_CLOSE => {
-                    self.close_statement(body).await;
-                    continue; // no reply
-                }
-                com::STMT_RESET => self.reset_statement(body),
-                com::FIELD_LIST => {
-                    if let Err(end) = self.field_list(body).await {
-                        return end;
-                    }
-                }
-                com::CHANGE_USER => {
-                    if let Err(end) = self.change_user(body).await {
-                        return end;
-                    }
-                }
-                com::RESET_CONNECTION => {
-                    self.reset();
-                    self.replies.ok(&OkInfo::status(self.status));
-                }
-                other => self.replies.error(&ErrorReply::new(
-                    1047,
-                    "08S01",
-                    format!("Unknown command 0x{other:02x}: myrelay does not support it yet"),
-                )),
+                return end;
+            }
+            if command.unanswered() {
+                continue;
             }
             if self.replies.out.flush().await.is_err() {
                 return End::ClientGone;
@@ -331,11 +310,91 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
     }
 
-    /// COM_RESET_CONNECTION: the session starts over as if just logged in. Its backend
-    /// connection goes back to the pool (which resets it) and an open transaction is rolled back
-    /// there, so nothing of it is logged or forwarded.
+    /// Serves one command (`packet` as the client sent it).
+    async fn handle(&mut self, command: Command<'_>, packet: &[u8]) -> Result<(), End> {
+        // After a write forwarded to the master, questions about it go there too; the
+        // node's own status query (a slave asks it after each forwarded write) does not count.
+        let status_query = matches!(command, Command::Query(body) if is_status_query(body));
+        let after_forward = !status_query && std::mem::take(&mut self.forwarded);
+        self.infile = None;
+        match command {
+            Command::Quit => return Err(End::Quit),
+            Command::Query(_) if status_query => self.show_status().await,
+            Command::Query(body) => {
+                if after_forward && reads_last_statement(&String::from_utf8_lossy(body)) {
+                    self.forward(body).await?;
+                } else {
+                    self.query(body).await?;
+                }
+            }
+            Command::ProcessKill(id) => {
+                self.query(format!("KILL CONNECTION {id}").as_bytes())
+                    .await?;
+            }
+            Command::InitDb(name) => {
+                let relayed = self.pass(packet, Reply::Single).await?;
+                if relayed.error.is_none() {
+                    self.db = Some(String::from_utf8_lossy(name).into_owned());
+                }
+            }
+            Command::FieldList => {
+                self.pass(packet, Reply::FieldList).await?;
+            }
+            Command::Statistics | Command::Ping => {
+                self.pass(packet, Reply::Single).await?;
+            }
+            Command::Debug => {
+                if self.current_role() == UserRole::Admin {
+                    self.pass(packet, Reply::Single).await?;
+                } else {
+                    self.replies.error(&ErrorReply::new(
+                        1227,
+                        "42000",
+                        "Access denied; you need (at least one of) the SUPER privilege(s) for \
+                         this operation: COM_DEBUG is for admin users of this node",
+                    ));
+                }
+            }
+            Command::SetOption(option) => {
+                let relayed = self.pass(packet, Reply::Single).await?;
+                if relayed.error.is_none() {
+                    let mut caps = self.replies.caps();
+                    caps.set(CapabilityFlags::CLIENT_MULTI_STATEMENTS, option == 0);
+                    self.replies.set_caps(caps);
+                }
+            }
+            Command::StmtPrepare(sql) => self.prepare(packet, sql).await?,
+            Command::StmtExecute { id, flags, body } => {
+                self.execute_statement(packet, id, flags, body).await?
+            }
+            Command::StmtSendLongData { id, param, chunk } => {
+                self.send_long_data(packet, id, param, chunk).await?
+            }
+            Command::StmtClose(id) => self.close_statement(packet, id).await?,
+            Command::StmtReset(id) => self.reset_statement(packet, id).await?,
+            Command::StmtFetch(_) => {
+                self.pass(packet, Reply::Rows).await?;
+            }
+            Command::ChangeUser(body) => self.change_user(body).await?,
+            Command::ResetConnection => {
+                let relayed = self.pass(packet, Reply::Single).await?;
+                if relayed.error.is_none() {
+                    self.reset();
+                }
+            }
+            Command::Unknown(other) => self.replies.error(&ErrorReply::new(
+                1047,
+                "08S01",
+                format!("Unknown command 0x{other:02x}: myrelay does not support it yet"),
+            )),
+        }
+        Ok(())
+    }
+
+    /// COM_RESET_CONNECTION (or a new user): the session starts over as if just logged in, as
+    /// its backend connection did. An open forwarded transaction is rolled back with the
+    /// forward connection.
     fn reset(&mut self) {
-        self.conn = None;
         self.forward = None;
         self.session_setup.clear();
         self.statements.clear();
@@ -345,11 +404,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits();
     }
 
-    /// COM_CHANGE_USER: a fresh session for the user who proves their password; a refused
-    /// attempt ends the connection, as MySQL does.
+    /// COM_CHANGE_USER: the user who proves their password gets the session, which the backend
+    /// starts over; a refused attempt leaves the session as it was, as MySQL does.
     async fn change_user(&mut self, body: &[u8]) -> Result<(), End> {
         let users = self.node.users();
-        match change_user(
+        let login = match change_user(
             &mut self.reader,
             &mut self.replies,
             body,
@@ -359,70 +418,96 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         )
         .await
         {
-            Ok(login) => {
-                info!(user = %login.user, role = login.role.as_str(), "changed user");
-                self.reset();
-                self.replies.out.set_seq(login.next_seq);
-                self.db = login.db.clone();
-                self.login = login;
-                if let Some(db) = self.db.take()
-                    && let Err(e) = self.select_db(&db).await
-                {
-                    self.replies.error(&e);
-                    return Ok(());
-                }
-                self.replies.ok(&OkInfo::status(self.status));
-                Ok(())
-            }
+            Ok(login) => login,
             Err(HandshakeError::Denied(e)) => {
-                info!(error = %e, "change user refused");
-                let _ = self.replies.out.flush().await;
-                Err(End::Quit)
+                info!(error = %e, "change user refused; the session stays");
+                return Ok(());
             }
-            Err(HandshakeError::Packet(e)) => Err(End::Protocol(e)),
+            Err(HandshakeError::Packet(PacketError::Io(_)) | HandshakeError::Gone) => {
+                return Err(End::ClientGone);
+            }
+            Err(HandshakeError::Packet(e)) => return Err(End::Protocol(e)),
             Err(e) => {
                 warn!(error = %e, "bad COM_CHANGE_USER");
-                Err(End::Protocol(PacketError::Truncated))
+                return Err(End::Protocol(PacketError::Truncated));
             }
+        };
+        let node = self.node.clone();
+        let creds = Self::credentials(&node, &login, login.db.as_deref());
+        self.replies.out.set_seq(login.next_seq);
+        match self.backend.change_user(&self.greeting, &creds).await {
+            Ok(ok) => {
+                info!(user = %login.user, role = login.role.as_str(), "changed user");
+                self.reset();
+                self.status = ok_status(&ok).unwrap_or(self.status);
+                self.db = login.db.clone();
+                self.node
+                    .sessions
+                    .add(self.backend.connection_id(), &login.user);
+                self.login = login;
+                self.replies.out.packet(|b| b.extend_from_slice(&ok));
+                Ok(())
+            }
+            Err(e @ WireError::Server { .. }) => {
+                self.replies.error(&e.reply());
+                Ok(())
+            }
+            Err(e) => self.backend_lost(&e),
         }
     }
 
-    /// COM_FIELD_LIST (the CLI's tab completion): the table's column definitions, read from an
-    /// empty `SELECT` on the backend, which also enforces the backend's own privileges.
-    async fn field_list(&mut self, body: &[u8]) -> Result<(), End> {
-        let end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
-        let table = quote_ident(&String::from_utf8_lossy(&body[..end]));
-        if !self.conn_or_reply().await {
-            return Ok(());
+    /// Tells the client its backend connection is lost; the session ends.
+    fn backend_lost(&mut self, err: &WireError) -> Result<(), End> {
+        warn!(error = %err, "backend connection lost");
+        self.replies.error(&err.reply());
+        Err(End::BackendGone)
+    }
+
+    /// Sends `packet` (a command as the client sent it) to the backend and relays the reply.
+    async fn pass(&mut self, packet: &[u8], reply: Reply) -> Result<Relayed, End> {
+        let Some((&command, body)) = packet.split_first() else {
+            return Ok(Relayed::default());
+        };
+        self.send_and_relay(command, body, reply).await
+    }
+
+    /// Sends a command to the backend and relays its reply, while watching the client: a client
+    /// that hangs up mid-reply gets its backend connection killed.
+    async fn send_and_relay(
+        &mut self,
+        command: u8,
+        body: &[u8],
+        reply: Reply,
+    ) -> Result<Relayed, End> {
+        if let Err(e) = self.backend.command(command, body).await {
+            self.backend_lost(&e)?;
         }
-        let Some(conn) = self.conn.as_mut() else {
-            return Ok(());
+        let outcome = tokio::select! {
+            r = relay(&mut self.backend, &mut self.replies.out, reply, &mut self.infile) => Some(r),
+            () = self.reader.closed() => None,
         };
-        let columns = match conn
-            .query_iter(format!("SELECT * FROM {table} LIMIT 0"))
-            .await
-        {
-            Ok(result) => {
-                let columns = result.columns();
-                let drained = result.drop_result().await;
-                drained.map(|()| columns)
-            }
-            Err(e) => Err(e),
-        };
-        match columns {
-            Ok(columns) => {
-                let columns = columns.map(|c| c.to_vec()).unwrap_or_default();
-                self.replies.field_list(&columns, self.status);
-            }
-            Err(e) => {
-                let failure = self.node.backend.failure(e);
-                if failure.broken {
-                    self.conn = None;
+        match outcome {
+            Some(Ok(relayed)) => {
+                if let Some(status) = relayed.status {
+                    self.status = status;
                 }
-                self.replies.error(&failure.reply);
+                Ok(relayed)
+            }
+            Some(Err(RelayError::Backend(e))) => {
+                self.backend_lost(&e)?;
+                Ok(Relayed::default())
+            }
+            Some(Err(RelayError::Client(_))) | None => {
+                // The reply was not read to its end: the statement must not run on unattended.
+                let connection_id = self.backend.connection_id();
+                info!(
+                    connection_id,
+                    "client left mid-statement; killing its backend query"
+                );
+                self.node.backend.kill(connection_id).await;
+                Err(End::ClientGone)
             }
         }
-        Ok(())
     }
 
     /// COM_QUERY: classify, decide, relay.
@@ -457,7 +542,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         debug!(class = classified.class().as_str(), "executing");
         self.forget_context(&classified);
-        self.tracked = self.tracked(&text, &classified);
         if is_local_infile(&text) && !self.receive_infile(&text).await? {
             return Ok(());
         }
@@ -517,7 +601,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return;
         }
         // Asked on a connection of the node's own: the client's session is left as it is.
-        let position = match self.node.backend.acquire(false).await {
+        let position = match self.node.backend.acquire().await {
             Ok(mut conn) => conn
                 .query_first::<String, _>("SELECT @@global.gtid_binlog_pos")
                 .await
@@ -556,17 +640,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
     }
 
-    /// Makes sure there is a backend connection; if not, queues the error and returns false.
-    async fn conn_or_reply(&mut self) -> bool {
-        match self.ensure_conn().await {
-            Ok(()) => true,
-            Err(e) => {
-                self.replies.error(&e);
-                false
-            }
-        }
-    }
-
     /// The error to answer instead of running the packet, if any.
     fn refusal(&self, text: &str, classified: &Classified) -> Option<ErrorReply> {
         if is_local_infile(text)
@@ -592,6 +665,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         // one writes (`INSERT INTO t …; DELETE FROM myrelay.applied`), and a `USE` inside the
         // packet moves the statements after it to another database.
         let decisive = classified.decisive()?;
+        if decisive.verb == "KILL"
+            && kill_target(text)
+                .is_some_and(|id| self.node.sessions.owner(id).as_deref() == Some(&self.login.user))
+        {
+            // A user may kill its own connections on this node, whatever its role.
+            return None;
+        }
         let mut db = self.db.as_deref();
         let mut judged = Vec::with_capacity(classified.statements.len());
         for stmt in &classified.statements {
@@ -613,145 +693,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         })
     }
 
-    /// Relays `sql` to the backend while watching the client: a client that hangs up mid-query gets
-    /// its backend connection killed. Ok(true) when the backend accepted the whole packet.
+    /// Runs `sql` on the backend and relays the reply. Ok(true) when the backend accepted the
+    /// whole packet.
     async fn execute(&mut self, sql: &[u8]) -> Result<bool, End> {
-        if let Some(tracked) = self.tracked.take() {
-            return self.execute_tracked(sql, tracked).await;
-        }
-        self.execute_after(&[], sql).await
-    }
-
-    /// [`execute`](Self::execute) with statements of the node's own (each answered by an OK
-    /// packet, which the client does not see) sent ahead of `sql` in the same packet.
-    async fn execute_after(&mut self, own: &[&str], sql: &[u8]) -> Result<bool, End> {
-        if !self.conn_or_reply().await {
-            return Ok(false);
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            return Ok(false);
-        };
-        if let Some(file) = self.infile.take() {
-            supply_infile(conn, file);
-        }
-        let connection_id = conn.id();
-        let server = self.node.backend.addr();
-        let packet = match own {
-            [] => std::borrow::Cow::Borrowed(sql),
-            own => {
-                let mut packet = own.join(";\n").into_bytes();
-                packet.extend_from_slice(b";\n");
-                packet.extend_from_slice(sql);
-                std::borrow::Cow::Owned(packet)
-            }
-        };
-        let outcome = tokio::select! {
-            r = relay_query(server, conn, &packet, own.len(), &mut self.replies, self.status) => Some(r),
-            () = self.reader.closed() => None,
-        };
-        self.finish(outcome, connection_id).await
-    }
-
-    /// Settles a relayed statement: new status, a lost backend connection dropped, or a client
-    /// that left mid-reply (`None`) with its backend connection killed. Ok(true) on success.
-    async fn finish(
-        &mut self,
-        outcome: Option<Result<u16, RelayError>>,
-        connection_id: u32,
-    ) -> Result<bool, End> {
-        match outcome {
-            Some(Ok(status)) => {
-                self.status = status;
-                Ok(true)
-            }
-            Some(Err(RelayError::Backend(failure))) => {
-                if failure.broken {
-                    warn!(error = %failure.reply, "backend connection lost");
-                    self.conn = None;
-                }
-                Ok(false)
-            }
-            Some(Err(RelayError::Client(_))) | None => {
-                // The reply was not read to its end: the connection must not serve anyone else.
-                info!(
-                    connection_id,
-                    "client left mid-statement; killing its backend query"
-                );
-                let abandoned = self.conn.take();
-                self.node.backend.kill(connection_id).await;
-                drop(abandoned);
-                Err(End::ClientGone)
-            }
-        }
-    }
-
-    /// Makes sure the session has a backend connection with its database and charset.
-    async fn ensure_conn(&mut self) -> Result<(), ErrorReply> {
-        if self.conn.is_some() {
-            return Ok(());
-        }
-        let found_rows = self
-            .replies
-            .caps()
-            .contains(CapabilityFlags::CLIENT_FOUND_ROWS);
-        let backend = &self.node.backend;
-        let mut conn = backend.acquire(found_rows).await?;
-        if self.login.collation != BACKEND_COLLATION {
-            let collation = Collation::from(CollationId::from(u16::from(self.login.collation)));
-            // A client charset the node cannot lex safely is treated as the server treats one
-            // it does not support: the session keeps the default (see UNSAFE_CLIENT_CHARSETS).
-            let unsafe_charset = UNSAFE_CLIENT_CHARSETS.contains(&collation.charset());
-            if unsafe_charset {
-                warn!(
-                    charset = collation.charset(),
-                    "client asked for a character set the node does not serve; keeping utf8mb4"
-                );
-            }
-            if collation.id() != CollationId::UNKNOWN_COLLATION_ID && !unsafe_charset {
-                let set = format!(
-                    "SET NAMES {} COLLATE {}",
-                    collation.charset(),
-                    collation.collation()
-                );
-                if let Err(e) = conn.query_drop(set).await {
-                    return Err(backend.failure(e).reply);
-                }
-            }
-        }
-        if let Some(db) = &self.db
-            && let Err(failure) = use_database(backend, &mut conn, db).await
-        {
-            if failure.broken {
-                return Err(failure.reply);
-            }
-            // The database is gone (dropped meanwhile): continue without one, as MySQL does.
-            warn!(db = %db, error = %failure.reply, "could not restore current database");
-            self.db = None;
-        }
-        self.conn = Some(conn);
-        self.conn_epoch += 1;
-        self.context = None;
-        Ok(())
-    }
-
-    /// COM_INIT_DB and the handshake's database: the backend's own USE decides.
-    async fn select_db(&mut self, db: &str) -> Result<(), ErrorReply> {
-        self.ensure_conn().await?;
-        let backend = &self.node.backend;
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(ErrorReply::new(2013, "HY000", "backend connection lost"));
-        };
-        match use_database(backend, conn, db).await {
-            Ok(()) => {
-                self.db = Some(db.to_string());
-                Ok(())
-            }
-            Err(failure) => {
-                if failure.broken {
-                    self.conn = None;
-                }
-                Err(failure.reply)
-            }
-        }
+        let relayed = self
+            .send_and_relay(0x03, sql, Reply::Results { cursor: false })
+            .await?;
+        Ok(relayed.error.is_none())
     }
 }

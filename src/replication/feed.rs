@@ -25,8 +25,9 @@ use super::channel::{self, Message};
 use super::gtid::{Gtid, Position};
 use super::master::{DEAD_AFTER, HEARTBEAT, unix_ms};
 use super::slave::Replica;
-use crate::frontend::packet::{PacketReader, PacketWriter};
-use crate::frontend::reply::{ErrorReply, OkInfo, Replies};
+use crate::error::ErrorReply;
+use crate::frontend::reply::{OkInfo, Replies};
+use crate::packet::{PacketReader, PacketWriter};
 use crate::sql::replica::{ReplicaQuery, replica_query};
 
 /// The account the backend's replica threads log in with.

@@ -9,8 +9,8 @@
 //! stricter class (a column named `flush` makes a SELECT Admin).
 
 use super::classify::{StatementClass, nested_class};
+use super::client_charset::sets_unsafe_client_charset;
 use super::lexer::{Token, TokenKind};
-use super::session_track::sets_unsafe_client_charset;
 
 use StatementClass::{Admin, Ddl, Read, Session, Transaction, Write};
 

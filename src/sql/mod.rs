@@ -1,16 +1,17 @@
 //! SQL understanding: what a statement is ([`classify`]) and whether this node runs it ([`policy`]).
 
 pub mod classify;
+pub mod client_charset;
 pub mod diagnostics;
 pub mod fast_read;
 pub mod keywords;
+pub mod kill;
 pub mod lexer;
 pub mod local_infile;
 pub mod policy;
 pub mod prepare;
 pub mod replica;
 pub mod routine;
-pub mod session_track;
 
 /// The upper-cased words of a packet, a trailing `;` dropped: enough to recognise the few fixed
 /// statements the node answers or treats itself (`SHOW WARNINGS`, a plain `COMMIT`, …).

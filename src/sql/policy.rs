@@ -5,7 +5,7 @@
 
 use super::classify::{Statement, StatementClass};
 use crate::config::{NodeRole, UserRole};
-use crate::frontend::reply::ErrorReply;
+use crate::error::ErrorReply;
 
 /// What a node does with a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]

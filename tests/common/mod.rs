@@ -240,13 +240,7 @@ pub async fn mariadb_cli(
     sql: &str,
 ) -> Output {
     use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new("mariadb")
-        .arg("--no-defaults")
-        .arg("--protocol=TCP")
-        .arg(format!("--host={}", addr.ip()))
-        .arg(format!("--port={}", addr.port()))
-        .arg(format!("--user={user}"))
-        .arg(format!("--password={pass}"))
+    let mut child = mariadb_command(addr, user, pass)
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -264,6 +258,77 @@ pub async fn mariadb_cli(
         .await
         .expect("mariadb finishes within 60 s")
         .expect("mariadb output")
+}
+
+/// The `mariadb` CLI connecting to `addr` over TCP as `user`, without option files.
+pub fn mariadb_command(addr: SocketAddr, user: &str, pass: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("mariadb");
+    command
+        .arg("--no-defaults")
+        .arg("--protocol=TCP")
+        .arg(format!("--host={}", addr.ip()))
+        .arg(format!("--port={}", addr.port()))
+        .arg(format!("--user={user}"))
+        .arg(format!("--password={pass}"));
+    command
+}
+
+/// Waits (10 s at most) until `count_sql` (a `SELECT COUNT(*)` of the backend's process list)
+/// on `direct` answers `n`.
+pub async fn wait_processlist(direct: &mut Conn, count_sql: &str, n: i64, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while direct
+        .query_first::<i64, _>(count_sql)
+        .await
+        .expect("processlist")
+        != Some(n)
+    {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Logs in over raw TCP at `addr` as `user` with `mysql_native_password`, with the basic
+/// protocol-4.1 capabilities and `extra`, asking for `collation`; the login's OK is read.
+pub async fn raw_login(
+    addr: SocketAddr,
+    (user, pass): (&str, &str),
+    extra: mysql_common::constants::CapabilityFlags,
+    collation: u8,
+) -> tokio::net::TcpStream {
+    use mysql_common::constants::CapabilityFlags;
+    use mysql_common::io::ParseBuf;
+    use mysql_common::packets::{AuthPlugin, HandshakePacket, HandshakeResponse};
+    use mysql_common::proto::MySerialize;
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (_, greeting) = read_packet(&mut s).await.expect("greeting");
+    let hs: HandshakePacket<'_> = ParseBuf(&greeting).parse(()).expect("parse greeting");
+    let token =
+        mysql_common::scramble::scramble_native(&hs.nonce(), pass.as_bytes()).expect("token");
+    let caps = CapabilityFlags::CLIENT_PROTOCOL_41
+        | CapabilityFlags::CLIENT_SECURE_CONNECTION
+        | CapabilityFlags::CLIENT_PLUGIN_AUTH
+        | CapabilityFlags::CLIENT_LONG_PASSWORD
+        | CapabilityFlags::CLIENT_TRANSACTIONS
+        | extra;
+    let response = HandshakeResponse::new(
+        Some(&token[..]),
+        (10, 11, 0),
+        Some(user.as_bytes()),
+        None::<&[u8]>,
+        Some(AuthPlugin::MysqlNativePassword),
+        caps,
+        None,
+        16 * 1024 * 1024,
+    );
+    let mut payload = Vec::new();
+    response.serialize(&mut payload);
+    // capability flags (4), max packet size (4), then the collation byte.
+    payload[8] = collation;
+    write_packet(&mut s, 1, &payload).await;
+    let (_, ok) = read_packet(&mut s).await.expect("login answer");
+    assert_eq!(ok.first(), Some(&0x00), "logged in: {ok:?}");
+    s
 }
 
 /// A self-signed certificate for `localhost` / 127.0.0.1 and its key, written into `dir`.

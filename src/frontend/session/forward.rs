@@ -10,16 +10,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
 use mysql_common::constants::StatusFlags;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info, warn};
 
-use super::{End, Session};
-use crate::backend::pool::failure;
-use crate::backend::relay::{RelayError, relay_query, supply_infile};
-use crate::frontend::reply::ErrorReply;
+use super::{End, Session, backend_caps};
+use crate::backend::relay::{RelayError, Reply, relay};
+use crate::backend::wire::{Credentials, Wire, WireError};
+use crate::error::ErrorReply;
 use crate::replication::gtid::Position;
 use crate::sql::classify::{Classified, StatementClass};
 use crate::sql::diagnostics::assigns_user_variable;
@@ -29,12 +27,15 @@ use crate::sql::quote_ident;
 /// How long a forwarded write waits for this slave to apply it before answering anyway.
 const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
 
-/// A slave session's connection to the master node.
+/// Position of the `gtid` column in `SHOW MYRELAY STATUS`.
+const GTID_COLUMN: usize = 8;
+
+/// A slave session's connection to the master node, negotiated as the client's own, so that
+/// the master node's replies are relayed as they are.
 pub(super) struct Forward {
-    conn: Conn,
+    wire: Wire,
     /// Status bits of the last reply (is a transaction open there?).
     status: u16,
-    addr: SocketAddr,
     /// The database selected on `conn`.
     db: Option<String>,
 }
@@ -96,28 +97,30 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             .get(&self.login.user)
             .map(|u| u.password.clone())
             .unwrap_or_default();
-        let opts = OptsBuilder::default()
-            .ip_or_hostname(addr.ip().to_string())
-            .tcp_port(addr.port())
-            .user(Some(self.login.user.clone()))
-            .pass(Some(password))
-            .db_name(self.db.clone())
-            .prefer_socket(false);
-        let unreachable = |e: mysql_async::Error| {
-            ErrorReply::new(
+        let unreachable = |e: WireError| match e {
+            WireError::Server { .. } => e.reply(),
+            other => ErrorReply::new(
                 2003,
                 "HY000",
-                format!("Can't forward the write to the master at {addr}: {e}"),
-            )
+                format!("Can't forward the write to the master at {addr}: {other}"),
+            ),
         };
-        let mut conn = Conn::new(opts).await.map_err(unreachable)?;
+        let (mut wire, greeting) = Wire::open(addr).await.map_err(unreachable)?;
+        let creds = Credentials {
+            user: &self.login.user,
+            password: &password,
+            caps: backend_caps(self.login.caps),
+            mariadb_caps: self.login.mariadb_caps,
+            collation: self.login.collation,
+            db: self.db.as_deref(),
+        };
+        wire.login(&greeting, &creds).await.map_err(unreachable)?;
         for setup in &self.session_setup {
-            conn.query_drop(setup).await.map_err(unreachable)?;
+            wire.query(setup).await.map_err(unreachable)?;
         }
         self.forward = Some(Forward {
-            conn,
+            wire,
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits(),
-            addr,
             db: self.db.clone(),
         });
         Ok(())
@@ -135,34 +138,34 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if fwd.db != self.db
             && let Some(db) = &self.db
         {
-            if let Err(e) = fwd
-                .conn
-                .query_drop(format!("USE {}", quote_ident(db)))
-                .await
-            {
-                self.replies.error(&failure(fwd.addr, e).reply);
+            if let Err(e) = fwd.wire.query(&format!("USE {}", quote_ident(db))).await {
+                self.replies.error(&e.reply());
                 self.forward = None;
                 return Ok(());
             }
             fwd.db = self.db.clone();
         }
-        if let Some(file) = self.infile.take() {
-            supply_infile(&mut fwd.conn, file);
-        }
         self.forwarded = true;
-        self.tracked = None;
-        let outcome = tokio::select! {
-            r = relay_query(fwd.addr, &mut fwd.conn, sql, 0, &mut self.replies, fwd.status) => Some(r),
-            () = self.reader.closed() => None,
+        let sent = fwd.wire.command(0x03, sql).await;
+        let outcome = match sent {
+            Err(e) => Some(Err(RelayError::Backend(e))),
+            Ok(()) => tokio::select! {
+                r = relay(&mut fwd.wire, &mut self.replies.out, Reply::Results { cursor: false }, &mut self.infile) => Some(r),
+                () = self.reader.closed() => None,
+            },
         };
         match outcome {
-            Some(Ok(status)) => fwd.status = status,
-            Some(Err(RelayError::Backend(f))) => {
-                if f.broken {
-                    warn!(error = %f.reply, "lost the connection to the master");
-                    self.forward = None;
+            Some(Ok(relayed)) => {
+                if let Some(status) = relayed.status {
+                    fwd.status = status;
                 }
-                return Ok(());
+            }
+            Some(Err(RelayError::Backend(e))) => {
+                // The client may have part of a reply: it cannot go on reading this one.
+                warn!(error = %e, "lost the connection to the master");
+                self.forward = None;
+                self.replies.error(&e.reply());
+                return Err(End::BackendGone);
             }
             Some(Err(RelayError::Client(_))) | None => {
                 info!("client left during a forwarded statement");
@@ -173,18 +176,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if open_transaction(fwd.status) {
             return Ok(()); // applied here once the transaction commits
         }
-        let position = match fwd
-            .conn
-            .query_first::<mysql_async::Row, _>("SHOW MYRELAY STATUS")
-            .await
-        {
-            Ok(Some(mut row)) => row.take::<Option<String>, _>("gtid").flatten(),
-            _ => None,
+        let position = match fwd.wire.query("SHOW MYRELAY STATUS").await {
+            Ok(rows) => rows
+                .into_iter()
+                .next()
+                .and_then(|mut row| row.get_mut(GTID_COLUMN).and_then(Option::take)),
+            Err(_) => None,
         };
-        let target = position
-            .as_deref()
-            .and_then(|p| Position::parse(p).ok())
-            .unwrap_or_default();
+        let Some(target) = position.as_deref().and_then(|p| Position::parse(p).ok()) else {
+            warn!(
+                "the master did not say its position after a forwarded write; reads may be stale"
+            );
+            return Ok(());
+        };
         if let Some(replica) = &self.node.replica
             && !replica.wait_applied(&target, READ_YOUR_WRITES).await
         {
@@ -216,7 +220,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             );
         }
         if let Some(fwd) = self.forward.as_mut()
-            && let Err(e) = fwd.conn.query_drop(text).await
+            && let Err(e) = fwd.wire.query(text).await
         {
             warn!(error = %e, "could not mirror session state to the master; reconnecting");
             self.forward = None;

@@ -8,8 +8,8 @@ use mysql_common::constants::CapabilityFlags;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{End, Session};
-use crate::frontend::packet::PacketError;
-use crate::frontend::reply::ErrorReply;
+use crate::error::ErrorReply;
+use crate::packet::PacketError;
 use crate::sql::local_infile::local_infile_name;
 
 fn refused(why: &str) -> ErrorReply {

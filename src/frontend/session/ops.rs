@@ -9,7 +9,7 @@ use tracing::info;
 use super::{End, Session};
 use crate::admin::metrics::{Outcome, Refusal, truncate_statement};
 use crate::config::UserRole;
-use crate::frontend::reply::ErrorReply;
+use crate::error::ErrorReply;
 use crate::replication::master::unix_ms;
 use crate::sql::classify::{Classified, StatementClass};
 

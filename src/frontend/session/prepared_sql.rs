@@ -10,18 +10,46 @@
 
 use std::collections::HashMap;
 
-use mysql_async::prelude::Queryable;
-use mysql_async::{Row, Value};
+use mysql_common::value::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{End, Session};
+use crate::backend::wire::{ColumnKind, WireError};
+use crate::error::ErrorReply;
 use crate::frontend::prepared::{inline, placeholders};
-use crate::frontend::reply::ErrorReply;
 use crate::sql::classify::{Classified, StatementClass, classify};
 use crate::sql::prepare::{PreparedSql, Source};
 
-/// The SQL each statement name was prepared from, and the backend connection (epoch) holding it.
-pub(super) type Registry = HashMap<String, (String, u64)>;
+/// The SQL each statement name was prepared from.
+pub(super) type Registry = HashMap<String, String>;
+
+/// A text row's values typed by their columns: integers and floating-point numbers as numbers,
+/// everything else as its bytes, NULL as NULL.
+fn typed_values(kinds: &[ColumnKind], row: Vec<Option<String>>) -> Vec<Value> {
+    use mysql_common::constants::{ColumnFlags, ColumnType::*};
+    kinds
+        .iter()
+        .zip(row)
+        .map(|((ty, flags), value)| {
+            let Some(text) = value else {
+                return Value::NULL;
+            };
+            let number = match ty {
+                MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_LONG | MYSQL_TYPE_INT24
+                | MYSQL_TYPE_LONGLONG | MYSQL_TYPE_YEAR => {
+                    if flags.contains(ColumnFlags::UNSIGNED_FLAG) {
+                        text.parse().ok().map(Value::UInt)
+                    } else {
+                        text.parse().ok().map(Value::Int)
+                    }
+                }
+                MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE => text.parse().ok().map(Value::Double),
+                _ => None,
+            };
+            number.unwrap_or_else(|| Value::Bytes(text.into_bytes()))
+        })
+        .collect()
+}
 
 /// What the session does with a prepared-statement command.
 pub(super) enum Plan {
@@ -57,20 +85,21 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if let Some(known) = &self.context {
             return known.clone();
         }
-        let Some(conn) = self.conn.as_mut() else {
-            return (String::new(), "utf8mb4".into());
-        };
-        match conn
-            .query_first::<(String, String), _>(
-                "SELECT @@session.sql_mode, @@session.character_set_client",
-            )
-            .await
-        {
-            Ok(Some(context)) => {
+        let asked = self
+            .backend
+            .query("SELECT @@session.sql_mode, @@session.character_set_client")
+            .await;
+        match asked.ok().and_then(|rows| rows.into_iter().next()) {
+            Some(row) => {
+                let mut row = row.into_iter().map(Option::unwrap_or_default);
+                let context = (
+                    row.next().unwrap_or_default(),
+                    row.next().unwrap_or_else(|| "utf8mb4".into()),
+                );
                 self.context = Some(context.clone());
                 context
             }
-            _ => (String::new(), "utf8mb4".into()),
+            None => (String::new(), "utf8mb4".into()),
         }
     }
 
@@ -111,16 +140,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     return Ok(Plan::Done);
                 }
                 if self.execute(sql).await? && self.relays_changes() {
-                    self.sql_statements.insert(name, (text, self.conn_epoch));
+                    self.sql_statements.insert(name, text);
                 }
                 Ok(Plan::Done)
             }
             PreparedSql::Execute { name, using } => {
-                let known = self
-                    .sql_statements
-                    .get(&name)
-                    .filter(|(_, epoch)| *epoch == self.conn_epoch && self.conn.is_some())
-                    .map(|(text, _)| text.clone());
+                let known = self.sql_statements.get(&name).cloned();
                 let Some(text) = known else {
                     self.replies.error(&ErrorReply::new(
                         1243,
@@ -163,17 +188,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     async fn source_text(&mut self, source: &Source) -> Option<String> {
         match source {
             Source::Literal(text) => Some(text.clone()),
-            Source::Variable(var) => {
-                if !self.conn_or_reply().await {
-                    return None;
-                }
-                let conn = self.conn.as_mut()?;
-                conn.query_first::<Option<String>, _>(format!("SELECT {var}"))
-                    .await
-                    .ok()
-                    .flatten()
-                    .flatten()
-            }
+            Source::Variable(var) => self
+                .backend
+                .query_value(&format!("SELECT {var}"))
+                .await
+                .ok()
+                .flatten(),
         }
     }
 
@@ -199,30 +219,26 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             ));
             return Ok(Plan::Done);
         }
-        if !self.conn_or_reply().await {
-            return Ok(Plan::Done);
-        }
         let values: Vec<Value> = if using.is_empty() {
             Vec::new()
         } else {
-            let Some(conn) = self.conn.as_mut() else {
-                return Ok(Plan::Done);
-            };
-            // The binary protocol returns each value with its type, as EXECUTE would bind it.
-            match conn
-                .exec_first::<Row, _, _>(format!("SELECT {}", using.join(", ")), ())
+            // Each value with the type its column reports, as EXECUTE would bind it.
+            match self
+                .backend
+                .query_typed(&format!("SELECT {}", using.join(", ")))
                 .await
             {
-                Ok(Some(row)) => (0..row.len())
-                    .filter_map(|i| row.as_ref(i).cloned())
-                    .collect(),
-                Ok(None) => Vec::new(),
+                Ok((kinds, rows)) => rows
+                    .into_iter()
+                    .next()
+                    .map(|row| typed_values(&kinds, row))
+                    .unwrap_or_default(),
+                Err(e @ WireError::Server { .. }) => {
+                    self.replies.error(&e.reply());
+                    return Ok(Plan::Done);
+                }
                 Err(e) => {
-                    let failure = self.node.backend.failure(e);
-                    self.replies.error(&failure.reply);
-                    if failure.broken {
-                        self.conn = None;
-                    }
+                    self.backend_lost(&e)?;
                     return Ok(Plan::Done);
                 }
             }

@@ -16,8 +16,7 @@ use crate::sql::routine::{body_class, called, function_calls};
 const MAX_LOOKUPS: usize = 16;
 
 const BODY_SQL: &str = "SELECT ROUTINE_DEFINITION FROM information_schema.ROUTINES \
-     WHERE ROUTINE_TYPE = 'PROCEDURE' AND ROUTINE_SCHEMA = COALESCE(?, DATABASE()) \
-     AND ROUTINE_NAME = ?";
+     WHERE ROUTINE_TYPE = 'PROCEDURE' AND ROUTINE_SCHEMA = ? AND ROUTINE_NAME = ?";
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// Raises every `CALL` statement of `classified` (the packet `text`) to the class of the
@@ -82,16 +81,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
     }
 
-    /// The body of procedure `name` (`p` in the current database, or `db.p`) on the backend.
+    /// The body of procedure `name` (`p` in the current database, or `db.p`), read on a
+    /// connection of the node's own.
     async fn procedure_body(&mut self, name: &str) -> Option<String> {
-        if self.ensure_conn().await.is_err() {
-            return None;
-        }
         let (db, proc) = match name.split_once('.') {
-            Some((db, proc)) => (Some(db.to_string()), proc.to_string()),
-            None => (None, name.to_string()),
+            Some((db, proc)) => (db.to_string(), proc.to_string()),
+            None => (self.db.clone()?, name.to_string()),
         };
-        let conn = self.conn.as_mut()?;
+        let mut conn = self.node.backend.acquire().await.ok()?;
         conn.exec_first::<Option<String>, _, _>(BODY_SQL, (db, proc))
             .await
             .ok()

@@ -1,60 +1,52 @@
-//! Prepared statements: COM_STMT_PREPARE / EXECUTE / SEND_LONG_DATA / RESET / CLOSE.
+//! Prepared statements: COM_STMT_PREPARE / EXECUTE / SEND_LONG_DATA / RESET / CLOSE / FETCH.
 //!
-//! A statement is classified and checked by the policy when it is prepared and again when it is
-//! executed. They run as real prepared statements on the backend, their rows relayed in the
-//! binary protocol; except on a slave, where writes and DDL are executed as their text with the
-//! bound values inlined exactly, through the same path as COM_QUERY, so that the slave can
-//! forward them to the master (which does not have the statement); their reply is an OK packet
-//! either way.
+//! They are the backend's own: the client's packets go to the backend as they are (its
+//! statement ids, its parameter types, cursors) and the replies come back as they are. The node
+//! classifies a statement when it is prepared and checks it against the policy then and at each
+//! execution. On a slave, writes and DDL run as their text with the bound values inlined
+//! exactly, through the same path as COM_QUERY, so that the slave can forward them to the master
+//! (which does not have the statement); their long data is kept by the node for that.
 
 use std::collections::HashMap;
 
-use mysql_async::prelude::Queryable;
-use mysql_async::{Column, Params, Statement};
 use mysql_common::value::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::info;
 
 use super::{End, Session};
-use crate::backend::relay::relay_execute;
-use crate::frontend::prepared::{ParamType, decode_execute, inline, stmt_id};
-use crate::frontend::reply::{ErrorReply, OkInfo};
+use crate::backend::relay::Reply;
+use crate::error::ErrorReply;
+use crate::frontend::prepared::{ParamType, decode_execute, inline};
+use crate::frontend::reply::OkInfo;
 use crate::sql::classify::{Classified, StatementClass};
 use crate::sql::policy::{Decision, decide};
 
-/// A statement the client prepared.
+/// A statement the client prepared, by the backend's id.
 pub(super) struct Prepared {
     sql: String,
     classified: Classified,
-    params: Vec<Column>,
-    /// The backend's statement and the backend connection it belongs to (by epoch).
-    backend: Option<(Statement, u64)>,
+    params: usize,
+    /// Runs as text with its values inlined (a slave's write), not as the backend's statement.
+    as_text: bool,
+    /// Returns rows, which a statement run as text cannot.
+    returns_rows: bool,
     types: Option<Vec<ParamType>>,
     long_data: HashMap<u16, Vec<u8>>,
     /// Long data went past max_allowed_packet: the next execute fails, as in MySQL.
     long_data_overflow: bool,
 }
 
-/// The client's prepared statements, by the id the node gave them.
+/// The client's prepared statements, by the backend's statement id.
 #[derive(Default)]
 pub(super) struct Statements {
     by_id: HashMap<u32, Prepared>,
-    next_id: u32,
 }
 
 impl Statements {
-    /// Forgets every statement (COM_RESET_CONNECTION, or the backend connection was lost).
+    /// Forgets every statement (the backend forgot them: COM_RESET_CONNECTION, a new user).
     pub(super) fn clear(&mut self) {
         self.by_id.clear();
     }
-}
-
-fn unknown(id: u32, command: &str) -> ErrorReply {
-    ErrorReply::new(
-        1243,
-        "HY000",
-        format!("Unknown prepared statement handler ({id}) given to {command}"),
-    )
 }
 
 fn runs_as_text(classified: &Classified, forwards: bool) -> bool {
@@ -77,8 +69,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
     }
 
-    /// COM_STMT_PREPARE.
-    pub(super) async fn prepare(&mut self, sql: &[u8]) -> Result<(), End> {
+    /// COM_STMT_PREPARE (`packet`, whose body is `sql`).
+    pub(super) async fn prepare(&mut self, packet: &[u8], sql: &[u8]) -> Result<(), End> {
         let sql = String::from_utf8_lossy(sql).into_owned();
         let classified = self.classify(&sql).await;
         if let Some(refusal) = self.statement_refusal(&classified) {
@@ -94,47 +86,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             ));
             return Ok(());
         }
-        if !self.conn_or_reply().await {
-            return Ok(());
-        }
-        let epoch = self.conn_epoch;
-        let Some(conn) = self.conn.as_mut() else {
+        let relayed = self.pass(packet, Reply::Prepare).await?;
+        let Some(prepared) = relayed.prepared else {
             return Ok(());
         };
-        let stmt = match conn.prep(sql.as_str()).await {
-            Ok(stmt) => stmt,
-            Err(e) => {
-                let failure = self.node.backend.failure(e);
-                if failure.broken {
-                    self.conn = None;
-                }
-                self.replies.error(&failure.reply);
-                return Ok(());
-            }
-        };
-        let returns_rows = !stmt.columns().is_empty();
-        if runs_as_text(&classified, self.node.replica.is_some()) && returns_rows {
-            let _ = conn.close(stmt).await;
-            self.replies.error(&ErrorReply::new(
-                1235,
-                "42000",
-                "This version of myrelay doesn't yet support prepared writes that return rows (RETURNING); send them as text",
-            ));
-            return Ok(());
-        }
-        self.statements.next_id = self.statements.next_id.wrapping_add(1).max(1);
-        let id = self.statements.next_id;
-        let params = stmt.params().to_vec();
-        let columns = stmt.columns().to_vec();
-        self.replies
-            .prepare_ok(id, &params, &columns, conn.get_warnings(), self.status);
+        let as_text = runs_as_text(&classified, self.node.replica.is_some());
         self.statements.by_id.insert(
-            id,
+            prepared.id,
             Prepared {
                 sql,
                 classified,
-                params,
-                backend: Some((stmt, epoch)),
+                params: usize::from(prepared.params),
+                as_text,
+                returns_rows: prepared.columns > 0,
                 types: None,
                 long_data: HashMap::new(),
                 long_data_overflow: false,
@@ -143,60 +107,105 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         Ok(())
     }
 
-    /// COM_STMT_SEND_LONG_DATA: no reply, by protocol.
-    pub(super) fn send_long_data(&mut self, body: &[u8]) {
-        let (Some(id), Some(param)) = (stmt_id(body), body.get(4..6)) else {
-            return;
-        };
-        let param = u16::from_le_bytes([param[0], param[1]]);
+    /// COM_STMT_SEND_LONG_DATA: no reply, by protocol. Kept by the node for a statement that
+    /// runs as text, else passed on.
+    pub(super) async fn send_long_data(
+        &mut self,
+        packet: &[u8],
+        id: u32,
+        param: u16,
+        chunk: &[u8],
+    ) -> Result<(), End> {
         let limit = self.node.config.limits.max_allowed_packet;
-        if let Some(p) = self.statements.by_id.get_mut(&id) {
-            let chunk = body.get(6..).unwrap_or_default();
-            let held: usize = p.long_data.values().map(Vec::len).sum();
-            if held + chunk.len() > limit {
-                p.long_data.clear();
-                p.long_data_overflow = true;
-            } else if !p.long_data_overflow {
-                p.long_data
-                    .entry(param)
-                    .or_default()
-                    .extend_from_slice(chunk);
+        match self.statements.by_id.get_mut(&id) {
+            Some(p) if p.as_text => {
+                let held: usize = p.long_data.values().map(Vec::len).sum();
+                if held + chunk.len() > limit {
+                    p.long_data.clear();
+                    p.long_data_overflow = true;
+                } else if !p.long_data_overflow {
+                    p.long_data
+                        .entry(param)
+                        .or_default()
+                        .extend_from_slice(chunk);
+                }
+                Ok(())
             }
+            _ => self.send_only(packet).await,
         }
     }
 
-    /// COM_STMT_RESET: forgets long data; OK.
-    pub(super) fn reset_statement(&mut self, body: &[u8]) {
-        let id = stmt_id(body).unwrap_or(0);
-        match self.statements.by_id.get_mut(&id) {
-            Some(p) => {
-                p.long_data.clear();
-                p.long_data_overflow = false;
-                self.replies.ok(&OkInfo::status(self.status));
-            }
-            None => self.replies.error(&unknown(id, "mysqld_stmt_reset")),
+    /// Sends a command the backend does not answer.
+    async fn send_only(&mut self, packet: &[u8]) -> Result<(), End> {
+        if let Some((&command, body)) = packet.split_first()
+            && let Err(e) = self.backend.command(command, body).await
+        {
+            return self.backend_lost(&e);
         }
+        Ok(())
+    }
+
+    /// COM_STMT_RESET: the backend's statement is reset, and the long data the node kept.
+    pub(super) async fn reset_statement(&mut self, packet: &[u8], id: u32) -> Result<(), End> {
+        if let Some(p) = self.statements.by_id.get_mut(&id)
+            && p.as_text
+        {
+            p.long_data.clear();
+            p.long_data_overflow = false;
+            self.replies.ok(&OkInfo::status(self.status));
+            return Ok(());
+        }
+        self.pass(packet, Reply::Single).await.map(drop)
     }
 
     /// COM_STMT_CLOSE: no reply, by protocol.
-    pub(super) async fn close_statement(&mut self, body: &[u8]) {
-        let Some(p) = stmt_id(body).and_then(|id| self.statements.by_id.remove(&id)) else {
-            return;
-        };
-        if let (Some((stmt, epoch)), Some(conn)) = (p.backend, self.conn.as_mut())
-            && epoch == self.conn_epoch
-        {
-            let _ = conn.close(stmt).await;
-        }
+    pub(super) async fn close_statement(&mut self, packet: &[u8], id: u32) -> Result<(), End> {
+        self.statements.by_id.remove(&id);
+        self.send_only(packet).await
     }
 
-    /// COM_STMT_EXECUTE.
-    pub(super) async fn execute_statement(&mut self, body: &[u8]) -> Result<(), End> {
-        let id = stmt_id(body).unwrap_or(0);
-        let Some(p) = self.statements.by_id.get_mut(&id) else {
-            self.replies.error(&unknown(id, "mysqld_stmt_execute"));
+    /// COM_STMT_EXECUTE (`packet`; `flags` ask for a cursor; `body` holds the values).
+    pub(super) async fn execute_statement(
+        &mut self,
+        packet: &[u8],
+        id: u32,
+        flags: u8,
+        body: &[u8],
+    ) -> Result<(), End> {
+        let Some(p) = self.statements.by_id.get(&id) else {
+            // Not one of the node's: the backend answers for it (unknown statement).
+            self.pass(packet, Reply::Results { cursor: flags != 0 })
+                .await?;
             return Ok(());
         };
+        let (classified, sql, as_text) = (p.classified.clone(), p.sql.clone(), p.as_text);
+        self.forget_context(&classified);
+        if let Some(refusal) = self.statement_refusal(&classified) {
+            self.refuse(&sql, &classified, &refusal);
+            return Ok(());
+        }
+        if as_text {
+            return self.execute_as_text(id, body).await;
+        }
+        self.pass(packet, Reply::Results { cursor: flags != 0 })
+            .await
+            .map(drop)
+    }
+
+    /// Runs prepared statement `id` as its text with the values of `body` inlined.
+    async fn execute_as_text(&mut self, id: u32, body: &[u8]) -> Result<(), End> {
+        let Some(p) = self.statements.by_id.get_mut(&id) else {
+            return Ok(());
+        };
+        if p.returns_rows {
+            self.replies.error(&ErrorReply::new(
+                1235,
+                "42000",
+                "This version of myrelay doesn't yet support prepared writes that return rows \
+                 (RETURNING) on a slave; send them as text",
+            ));
+            return Ok(());
+        }
         if std::mem::take(&mut p.long_data_overflow) {
             self.replies.error(&ErrorReply::new(
                 1153,
@@ -208,18 +217,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             ));
             return Ok(());
         }
-        if body.get(4).is_some_and(|flags| *flags != 0) {
-            self.replies.error(&ErrorReply::new(
-                1235,
-                "42000",
-                "This version of myrelay doesn't yet support cursors on prepared statements",
-            ));
-            return Ok(());
-        }
-        let long: Vec<bool> = (0..p.params.len())
+        let long: Vec<bool> = (0..p.params)
             .map(|i| p.long_data.contains_key(&(i as u16)))
             .collect();
-        let decoded = match decode_execute(body, p.params.len(), p.types.as_deref(), &long) {
+        let decoded = match decode_execute(body, p.params, p.types.as_deref(), &long) {
             Ok(d) => d,
             Err(e) => {
                 self.replies
@@ -241,68 +242,16 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             })
             .collect();
         p.long_data.clear();
-        let classified = p.classified.clone();
         let sql = p.sql.clone();
-        self.forget_context(&classified);
-        if let Some(refusal) = self.statement_refusal(&classified) {
-            self.refuse(&sql, &classified, &refusal);
-            return Ok(());
-        }
-        if runs_as_text(&classified, self.node.replica.is_some()) {
-            if !self.conn_or_reply().await {
-                return Ok(());
-            }
-            let (_, charset) = self.session_context().await;
-            let Some(text) = inline(&sql, &values, &charset) else {
-                self.replies.error(&ErrorReply::new(
-                    1210,
-                    "HY000",
-                    "Incorrect arguments to mysqld_stmt_execute: the parameters do not match the statement's placeholders",
-                ));
-                return Ok(());
-            };
-            return self.query(text.as_bytes()).await;
-        }
-        self.execute_prepared(id, values).await
-    }
-
-    /// Runs a prepared read on the backend (re-preparing it if the connection changed since).
-    async fn execute_prepared(&mut self, id: u32, values: Vec<Value>) -> Result<(), End> {
-        if !self.conn_or_reply().await {
-            return Ok(());
-        }
-        let epoch = self.conn_epoch;
-        let (Some(p), Some(conn)) = (self.statements.by_id.get_mut(&id), self.conn.as_mut()) else {
+        let (_, charset) = self.session_context().await;
+        let Some(text) = inline(&sql, &values, &charset) else {
+            self.replies.error(&ErrorReply::new(
+                1210,
+                "HY000",
+                "Incorrect arguments to mysqld_stmt_execute: the parameters do not match the statement's placeholders",
+            ));
             return Ok(());
         };
-        let stmt = match &p.backend {
-            Some((stmt, e)) if *e == epoch => stmt.clone(),
-            _ => match conn.prep(p.sql.as_str()).await {
-                Ok(stmt) => {
-                    p.backend = Some((stmt.clone(), epoch));
-                    stmt
-                }
-                Err(e) => {
-                    let failure = self.node.backend.failure(e);
-                    self.replies.error(&failure.reply);
-                    if failure.broken {
-                        self.conn = None;
-                    }
-                    return Ok(());
-                }
-            },
-        };
-        let params = if values.is_empty() {
-            Params::Empty
-        } else {
-            Params::Positional(values)
-        };
-        let server = self.node.backend.addr();
-        let connection_id = conn.id();
-        let outcome = tokio::select! {
-            r = relay_execute(server, conn, &stmt, params, &mut self.replies, self.status) => Some(r),
-            () = self.reader.closed() => None,
-        };
-        self.finish(outcome, connection_id).await.map(drop)
+        self.query(text.as_bytes()).await
     }
 }

@@ -64,7 +64,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let mut rows: Vec<Vec<Option<Value>>> = Vec::new();
         if let Some(master) = &self.node.master {
             // The backend's binlog as it is now: a slave waits for this after a forwarded write.
-            if let Ok(mut conn) = self.node.backend.acquire(false).await
+            if let Ok(mut conn) = self.node.backend.acquire().await
                 && let Ok(Some(pos)) = conn
                     .query_first::<String, _>("SELECT @@global.gtid_binlog_pos")
                     .await

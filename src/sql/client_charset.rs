@@ -1,20 +1,7 @@
-//! Which tracked session variables a `SET` statement assigns, for clients that asked for session
-//! state tracking (`CLIENT_SESSION_TRACK`).
-//!
-//! The node's backend driver cannot negotiate session tracking, so the node reports the changes
-//! itself, as MariaDB does with its default settings: the schema after `USE`, and these system
-//! variables whenever a `SET` assigns them (even to the value they had).
+//! Which character set a client's text is in, as far as the node's lexer is concerned: a client
+//! charset the node cannot lex safely is never put in force (see [`UNSAFE_CLIENT_CHARSETS`]).
 
-use super::lexer::{Token, TokenKind, split};
-
-/// MariaDB's default `session_track_system_variables`, in the order it reports them.
-pub const TRACKED: [&str; 5] = [
-    "autocommit",
-    "character_set_connection",
-    "character_set_client",
-    "character_set_results",
-    "time_zone",
-];
+use super::lexer::{Token, TokenKind};
 
 /// What `SET NAMES` and `SET CHARACTER SET` assign.
 const CHARSET: [&str; 3] = [
@@ -22,28 +9,6 @@ const CHARSET: [&str; 3] = [
     "character_set_client",
     "character_set_results",
 ];
-
-/// The tracked variables the one `SET` statement in `sql` assigns, in report order; empty for
-/// anything else (including packets of several statements).
-pub fn assigned(sql: &str) -> Vec<&'static str> {
-    let pieces = split(sql, true);
-    let [piece] = pieces.as_slice() else {
-        return Vec::new();
-    };
-    let t = piece.tokens.as_slice();
-    if !t.first().is_some_and(|k| k.is_word("SET")) {
-        return Vec::new();
-    }
-    let mut names: Vec<&str> = Vec::new();
-    for assignment in assignments(&t[1..]) {
-        names.extend(target(assignment));
-    }
-    TRACKED
-        .iter()
-        .copied()
-        .filter(|v| names.contains(v))
-        .collect()
-}
 
 /// Character sets whose multi-byte characters may end in the byte of `\\`, `` ` `` or `@`: a
 /// server reading the client's text in one of them sees quotes and identifiers end where a
@@ -161,38 +126,5 @@ fn target(a: &[Token]) -> Vec<&'static str> {
         _ => return Vec::new(),
     };
     let name = name.to_ascii_lowercase();
-    TRACKED.iter().copied().filter(|v| *v == name).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::assigned;
-
-    #[test]
-    fn finds_the_tracked_variables_a_set_assigns() {
-        let charset = vec![
-            "character_set_connection",
-            "character_set_client",
-            "character_set_results",
-        ];
-        for (sql, expected) in [
-            ("SET time_zone = '+00:00'", vec!["time_zone"]),
-            ("set @@session.time_zone='SYSTEM'", vec!["time_zone"]),
-            ("SET SESSION autocommit = 0", vec!["autocommit"]),
-            (
-                "SET time_zone = '+01:00', @@autocommit = 1",
-                vec!["autocommit", "time_zone"],
-            ),
-            ("SET NAMES utf8mb4 COLLATE utf8mb4_bin", charset.clone()),
-            ("SET CHARACTER SET latin1", charset.clone()),
-            ("SET sql_mode = ''", vec![]),
-            ("SET @time_zone = 1", vec![]),
-            ("SET GLOBAL time_zone = '+00:00'", vec![]),
-            ("SET @@global.autocommit = 0", vec![]),
-            ("SET time_zone = '+00:00'; SELECT 1", vec![]),
-            ("SELECT 1", vec![]),
-        ] {
-            assert_eq!(assigned(sql), expected, "{sql}");
-        }
-    }
+    CHARSET.iter().copied().filter(|v| *v == name).collect()
 }

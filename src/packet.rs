@@ -1,5 +1,5 @@
-//! MySQL packet framing on the client socket: 3-byte length, 1-byte sequence id, payloads of
-//! 16 MiB - 1 and more split across packets.
+//! MySQL packet framing, on client sockets and on the node's own backend connections: 3-byte
+//! length, 1-byte sequence id, payloads of 16 MiB - 1 and more split across packets.
 //!
 //! Reading is cancellation-safe (bytes go into a buffer first), so a session can wait for the
 //! client to hang up while a backend query runs without losing a pipelined packet.
@@ -83,8 +83,10 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
             if !self.fill(4 + len).await? {
                 return Err(PacketError::Truncated);
             }
-            self.buf.advance(4);
-            payload.extend_from_slice(&self.buf.split_to(len));
+            // Copied out and advanced past, not split off: splitting would make the buffer
+            // shared and cost an allocation per packet.
+            payload.extend_from_slice(&self.buf[4..4 + len]);
+            self.buf.advance(4 + len);
             if len < MAX_CHUNK {
                 return Ok(Some((payload, seq)));
             }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod frontend;
+pub mod metrics;
 pub mod node;
 pub mod packet;
 pub mod replication;

@@ -15,7 +15,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::admin::metrics::Metrics;
 use crate::backend::functions::StoredFunctions;
 use crate::backend::pool;
 use crate::backend::wire::{Greeting, Wire, WireError};
@@ -25,6 +24,7 @@ use crate::frontend::compress::{self, Switch};
 use crate::frontend::handshake::{HandshakeError, Offer, authenticate, is_ssl_request};
 use crate::frontend::reply::Replies;
 use crate::frontend::session::Session;
+use crate::metrics::Metrics;
 use crate::packet::{PacketReader, PacketWriter};
 use crate::replication::master::Master;
 use crate::replication::slave::Replica;
@@ -43,6 +43,8 @@ pub struct NodeShared {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     started: std::time::Instant,
     clients: std::sync::atomic::AtomicUsize,
+    /// Woken when the last client leaves (a drain waits for it).
+    no_clients: tokio::sync::Notify,
     /// Set when the node shuts down cleanly: sessions end at their next idle moment.
     draining: watch::Sender<bool>,
     /// The proxy users in force: `config.users` at start, swapped whole by a reload (SIGHUP).
@@ -267,10 +269,16 @@ impl NodeHandle {
         let _ = self.shared.draining.send(true);
         let timeout = self.shared.config.limits.shutdown_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
-        while self.shared.clients.load(Ordering::Relaxed) > 0
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        loop {
+            // Registered before the count is read, so a last client leaving in between wakes it.
+            let left = self.shared.no_clients.notified();
+            tokio::pin!(left);
+            left.as_mut().enable();
+            if self.shared.clients.load(Ordering::SeqCst) == 0
+                || tokio::time::timeout_at(deadline, left).await.is_err()
+            {
+                break;
+            }
         }
         let left = self.shared.clients.load(Ordering::Relaxed);
         if left > 0 {
@@ -377,6 +385,7 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         tls,
         started: std::time::Instant::now(),
         clients: Default::default(),
+        no_clients: tokio::sync::Notify::new(),
         draining: watch::channel(false).0,
         users,
         metrics: Metrics::default(),
@@ -709,7 +718,7 @@ async fn login_and_serve<R, W>(
         return;
     };
     info!(user = %login.user, role = login.role.as_str(), tls = offer.tls, "client connected");
-    shared.clients.fetch_add(1, Ordering::Relaxed);
+    shared.clients.fetch_add(1, Ordering::SeqCst);
     shared.metrics.connection();
     let Backend {
         wire,
@@ -719,6 +728,8 @@ async fn login_and_serve<R, W>(
     let end = Session::new(shared.clone(), reader, replies, login, wire, greeting)
         .run(compress)
         .await;
-    shared.clients.fetch_sub(1, Ordering::Relaxed);
+    if shared.clients.fetch_sub(1, Ordering::SeqCst) == 1 {
+        shared.no_clients.notify_waiters();
+    }
     info!(?end, "client disconnected");
 }

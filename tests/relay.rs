@@ -368,3 +368,27 @@ async fn row_count_found_rows_and_warnings_as_direct() {
         "CLIENT_FOUND_ROWS changes affected rows"
     );
 }
+
+#[tokio::test]
+async fn the_nodes_own_results_follow_the_clients_metadata_format() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    // The CLI negotiates MariaDB's extended metadata; SHOW MYRELAY STATUS is the node's own.
+    let out = common::mariadb_cli(
+        node.addr(),
+        ADMIN.0,
+        ADMIN.1,
+        &["--column-type-info", "--table"],
+        "SHOW MYRELAY STATUS;\n",
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Field   1:  `node`") && stdout.contains("standalone"),
+        "{stdout}"
+    );
+}

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, Value};
 
-use super::metrics::Refusal;
 use super::status::ApiStatus;
+use crate::metrics::Refusal;
 use crate::node::NodeShared;
 
 /// A console session unused this long is forgotten.

@@ -1,13 +1,13 @@
 //! The admin HTTP listener of a node (`[admin] listen`): the web console, `/health`,
 //! `/metrics` (Prometheus) and `/api/status` (JSON).
 //!
-//! [`metrics`] holds the counters sessions update and renders them; [`status`] reads the node's
+//! [`prometheus`] renders the counters sessions update (`crate::metrics`); [`status`] reads the node's
 //! and the cluster's state; [`console`] is the page, its login sessions and its query box;
 //! [`reload`] runs a node process until SIGTERM, reloading users on SIGHUP. Without a console
 //! login only `/health`, `/metrics`, the login page and the page's static files answer.
 
 pub mod console;
-pub mod metrics;
+pub mod prometheus;
 pub mod reload;
 pub mod status;
 
@@ -131,7 +131,7 @@ async fn metrics_text(State(admin): State<Admin>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::render(&admin.node),
+        prometheus::render(&admin.node),
     )
         .into_response()
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::metrics::{Outcome, Refusal};
 use crate::backend::pool::PoolUsage;
+use crate::metrics::{Outcome, Refusal};
 use crate::node::{NodeShared, ReloadCounts};
 
 /// How long `/health` waits for the backend to answer a ping.

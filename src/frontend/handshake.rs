@@ -218,6 +218,9 @@ where
     let caps = client_caps & offer.caps;
     let mariadb_caps = response.mariadb_ext_capabilities() & offer.mariadb_caps;
     replies.set_caps(caps);
+    replies.set_extended_metadata(
+        mariadb_caps.contains(MariadbCapabilities::MARIADB_CLIENT_EXTENDED_METADATA),
+    );
     let client_name = response
         .connect_attributes()
         .and_then(|attrs| attrs.get("_client_name").cloned());

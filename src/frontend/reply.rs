@@ -45,6 +45,7 @@ pub struct Replies<W> {
     pub out: PacketWriter<W>,
     caps: CapabilityFlags,
     server_codes_only: bool,
+    extended_metadata: bool,
 }
 
 impl<W: AsyncWrite + Unpin> Replies<W> {
@@ -54,6 +55,7 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
             out,
             caps,
             server_codes_only: false,
+            extended_metadata: false,
         }
     }
 
@@ -66,6 +68,12 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
     /// Capabilities shared by client and node.
     pub fn caps(&self) -> CapabilityFlags {
         self.caps
+    }
+
+    /// Declares that the client negotiated MariaDB's extended metadata, which every column
+    /// definition then carries.
+    pub fn set_extended_metadata(&mut self, yes: bool) {
+        self.extended_metadata = yes;
     }
 
     /// Sets the negotiated capabilities (after the handshake).
@@ -120,7 +128,8 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
             b.write_lenenc_int(columns.len() as u64).ok();
         });
         for column in columns {
-            self.out.packet(|b| column_definition(b, column));
+            self.out
+                .packet(|b| column_definition(b, column, self.extended_metadata));
         }
         if !self.deprecate_eof() {
             self.eof(0, status);
@@ -174,7 +183,7 @@ impl<W: AsyncWrite + Unpin> Replies<W> {
 
 /// Encodes a column definition (protocol 4.1). Not `Column::serialize`: mysql_common 0.37/0.38
 /// writes the column length before the character set there, which clients decode as garbage.
-fn column_definition(b: &mut Vec<u8>, c: &Column) {
+fn column_definition(b: &mut Vec<u8>, c: &Column, extended_metadata: bool) {
     for text in [
         &b"def"[..],
         c.schema_ref(),
@@ -184,6 +193,10 @@ fn column_definition(b: &mut Vec<u8>, c: &Column) {
         c.org_name_ref(),
     ] {
         b.write_lenenc_str(text).ok();
+    }
+    if extended_metadata {
+        // MariaDB's extended metadata (type name, format): none for the node's own columns.
+        b.push(0);
     }
     b.push(0x0c); // length of the fixed-length fields that follow
     b.extend_from_slice(&c.character_set().to_le_bytes());
@@ -213,7 +226,7 @@ mod tests {
             .with_flags(ColumnFlags::NOT_NULL_FLAG | ColumnFlags::BINARY_FLAG)
             .with_decimals(6);
         let mut buf = Vec::new();
-        column_definition(&mut buf, &column);
+        column_definition(&mut buf, &column, false);
         let decoded: Column = ParseBuf(&buf).parse(()).expect("decodes");
         assert_eq!(decoded, column);
         assert_eq!(decoded.character_set(), 63);

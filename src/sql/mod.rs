@@ -4,6 +4,7 @@ pub mod classify;
 pub mod client_charset;
 pub mod diagnostics;
 pub mod fast_read;
+pub mod inline;
 pub mod keywords;
 pub mod kill;
 pub mod lexer;

@@ -7,9 +7,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::info;
 
 use super::{End, Session};
-use crate::admin::metrics::{Outcome, Refusal, truncate_statement};
 use crate::config::UserRole;
 use crate::error::ErrorReply;
+use crate::metrics::{Outcome, Refusal, truncate_statement};
 use crate::replication::master::unix_ms;
 use crate::sql::classify::{Classified, StatementClass};
 

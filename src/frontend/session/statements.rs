@@ -16,9 +16,10 @@ use tracing::info;
 use super::{End, Session};
 use crate::backend::relay::Reply;
 use crate::error::ErrorReply;
-use crate::frontend::prepared::{ParamType, decode_execute, inline};
+use crate::frontend::prepared::{ParamType, decode_execute};
 use crate::frontend::reply::OkInfo;
 use crate::sql::classify::{Classified, StatementClass};
+use crate::sql::inline::inline;
 use crate::sql::policy::{Decision, decide};
 
 /// A statement the client prepared, by the backend's id.

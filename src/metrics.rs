@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::sql::classify::StatementClass;
+use crate::sql::class::StatementClass;
 
 /// Every statement class, in the order counters are kept and shown.
 pub const CLASSES: [StatementClass; 6] = [

@@ -14,7 +14,8 @@ use myrelay::packet::{PacketReader, PacketWriter};
 use myrelay::replication::binlog::{Groups, header, next_event};
 use myrelay::replication::channel;
 use myrelay::replication::gtid::Position;
-use myrelay::sql::classify::{StatementClass, classify as classify_sql};
+use myrelay::sql::class::StatementClass;
+use myrelay::sql::classify::classify as classify_sql;
 use myrelay::sql::fast_read::plain_select;
 
 /// Runs `f` to completion on a runtime of this thread: the readers below work on in-memory

@@ -19,7 +19,8 @@
 //! Everything else takes the full path, so the fast path can only be slower to say "read", never
 //! wrong about it.
 
-use super::classify::{Classified, Statement, StatementClass};
+use super::class::StatementClass;
+use super::classify::{Classified, Statement};
 use super::keywords::anywhere_class;
 use super::lexer::{self, Token, TokenKind};
 

@@ -8,7 +8,7 @@
 //! a read or a write however it is dressed up. Errors only go towards the
 //! stricter class (a column named `flush` makes a SELECT Admin).
 
-use super::classify::{StatementClass, nested_class};
+use super::class::StatementClass;
 use super::client_charset::sets_unsafe_client_charset;
 use super::lexer::{Token, TokenKind};
 
@@ -25,6 +25,9 @@ pub struct Ctx {
     pub backslash_escapes: bool,
     /// Current nesting depth.
     pub depth: usize,
+    /// Classifies a nested statement (a body, a prepared text) at a depth: the classifier's
+    /// entry point, passed in so that the keyword rules do not depend on the classifier.
+    pub nested: fn(&str, bool, usize) -> StatementClass,
 }
 
 /// What the keyword rules say about one statement.
@@ -220,7 +223,7 @@ fn with_verb(t: &[Token]) -> String {
 }
 
 fn nested(sql: &str, ctx: Ctx) -> StatementClass {
-    nested_class(sql, ctx.backslash_escapes, ctx.depth + 1)
+    (ctx.nested)(sql, ctx.backslash_escapes, ctx.depth + 1)
 }
 
 /// The rest of the statement from token `i` on, as text.

@@ -1,5 +1,6 @@
 //! SQL understanding: what a statement is ([`classify`]) and whether this node runs it ([`policy`]).
 
+pub mod class;
 pub mod classify;
 pub mod client_charset;
 pub mod diagnostics;

@@ -3,7 +3,8 @@
 //! A pure function, so every cell of the table is unit-tested without a server. Refusals carry
 //! the MySQL error a client expects and say what was refused and why.
 
-use super::classify::{Statement, StatementClass};
+use super::class::StatementClass;
+use super::classify::Statement;
 use crate::config::{NodeRole, UserRole};
 use crate::error::ErrorReply;
 

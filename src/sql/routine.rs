@@ -3,7 +3,8 @@
 //! node reads the bodies from its backend and judges them here, statement by statement, as it
 //! judges a `CREATE PROCEDURE`.
 
-use super::classify::{StatementClass, body_statements};
+use super::class::StatementClass;
+use super::classify::{body_statements, nested_class};
 use super::keywords::{self, Ctx, anywhere_class};
 use super::lexer::{self, TokenKind};
 
@@ -84,6 +85,7 @@ fn statements_class(body: &str) -> StatementClass {
         let ctx = Ctx {
             backslash_escapes,
             depth: 0,
+            nested: nested_class,
         };
         let (text, tokens) = lexer::lex(body, backslash_escapes);
         for inner in body_statements(&tokens) {

@@ -11,7 +11,8 @@ use crate::config::UserRole;
 use crate::error::ErrorReply;
 use crate::metrics::{Outcome, Refusal, truncate_statement};
 use crate::replication::master::unix_ms;
-use crate::sql::classify::{Classified, StatementClass};
+use crate::sql::class::StatementClass;
+use crate::sql::classify::Classified;
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// Answers `refusal` instead of running `text`, and records it for the operators.

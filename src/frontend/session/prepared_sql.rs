@@ -16,7 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{End, Session};
 use crate::backend::wire::{ColumnKind, WireError};
 use crate::error::ErrorReply;
-use crate::sql::classify::{Classified, StatementClass, classify};
+use crate::sql::class::StatementClass;
+use crate::sql::classify::{Classified, classify};
 use crate::sql::inline::{inline, placeholders};
 use crate::sql::prepare::{PreparedSql, Source};
 

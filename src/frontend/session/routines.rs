@@ -8,7 +8,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::debug;
 
 use super::Session;
-use crate::sql::classify::{Classified, StatementClass};
+use crate::sql::class::StatementClass;
+use crate::sql::classify::Classified;
 use crate::sql::routine::{body_class, called, function_calls};
 
 /// Procedures looked up for one statement at most (nested calls included); past that the call

@@ -18,7 +18,8 @@ use crate::backend::relay::Reply;
 use crate::error::ErrorReply;
 use crate::frontend::prepared::{ParamType, decode_execute};
 use crate::frontend::reply::OkInfo;
-use crate::sql::classify::{Classified, StatementClass};
+use crate::sql::class::StatementClass;
+use crate::sql::classify::Classified;
 use crate::sql::inline::inline;
 use crate::sql::policy::{Decision, decide};
 

@@ -17,7 +17,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::backend::functions::StoredFunctions;
 use crate::backend::pool;
-use crate::backend::wire::{Greeting, Wire, WireError};
+use crate::backend::wire::{Greeting, Wire};
 use crate::config::{NodeConfig, NodeRole, User, UserRole};
 use crate::error::ErrorReply;
 use crate::frontend::compress::{self, Switch};
@@ -491,13 +491,8 @@ async fn open_backend(
     let addr = shared.backend.addr();
     let open = async {
         let slot = shared.backend.session_slot().await?;
-        let (wire, greeting) = shared.backend.open_session().await.map_err(|e| match e {
-            WireError::Server { .. } => e.reply(),
-            other => ErrorReply::new(
-                2003,
-                "HY000",
-                format!("Can't connect to backend MySQL server at {addr}: {other}"),
-            ),
+        let (wire, greeting) = shared.backend.open_session().await.map_err(|e| {
+            e.unreachable(&format!("Can't connect to backend MySQL server at {addr}"))
         })?;
         Ok((wire, greeting, slot))
     };

@@ -39,8 +39,8 @@ pub enum Reply {
 pub struct Relayed {
     /// Status flags of the last OK or EOF packet (before an error that ended the reply).
     pub status: Option<u16>,
-    /// The error code when the reply ended with an error packet.
-    pub error: Option<u16>,
+    /// True when the reply ended with an error packet.
+    pub failed: bool,
     /// COM_STMT_PREPARE: the statement the backend prepared.
     pub prepared: Option<PreparedReply>,
 }
@@ -94,7 +94,7 @@ pub async fn relay<W: AsyncWrite + Unpin>(
         Reply::FieldList => loop {
             let p = pass(wire, out).await?;
             match p.first() {
-                Some(0xff) => return Ok(error(&p)),
+                Some(0xff) => return Ok(failed()),
                 Some(0xfe) => return Ok(ended(end_of_rows(&p))),
                 _ => {}
             }
@@ -102,7 +102,7 @@ pub async fn relay<W: AsyncWrite + Unpin>(
         Reply::Single => {
             let p = pass(wire, out).await?;
             Ok(match p.first() {
-                Some(0xff) => error(&p),
+                Some(0xff) => failed(),
                 Some(0x00) => ended(ok_status(&p)),
                 Some(0xfe) => ended(end_of_rows(&p)),
                 _ => Relayed::default(),
@@ -111,9 +111,10 @@ pub async fn relay<W: AsyncWrite + Unpin>(
     }
 }
 
-fn error(p: &[u8]) -> Relayed {
+/// The reply ended with an error packet.
+fn failed() -> Relayed {
     Relayed {
-        error: Some(p.get(1..3).map_or(0, |c| u16::from_le_bytes([c[0], c[1]]))),
+        failed: true,
         ..Relayed::default()
     }
 }
@@ -151,7 +152,7 @@ async fn results<W: AsyncWrite + Unpin>(
             Some(0xff) => {
                 return Ok(Relayed {
                     status: last,
-                    ..error(&head)
+                    ..failed()
                 });
             }
             _ => {
@@ -205,7 +206,7 @@ async fn rows<W: AsyncWrite + Unpin>(
     loop {
         let p = pass(wire, out).await?;
         if p.first() == Some(&0xff) {
-            return Ok(error(&p));
+            return Ok(failed());
         }
         if let Some(status) = end_of_rows(&p) {
             return Ok(ended(Some(status)));
@@ -219,7 +220,7 @@ async fn prepare<W: AsyncWrite + Unpin>(
 ) -> Result<Relayed, RelayError> {
     let head = pass(wire, out).await?;
     if head.first() != Some(&0x00) {
-        return Ok(error(&head));
+        return Ok(failed());
     }
     let field = |at: usize| {
         head.get(at..at + 2)
@@ -247,7 +248,7 @@ async fn prepare<W: AsyncWrite + Unpin>(
     }
     Ok(Relayed {
         status: None,
-        error: None,
+        failed: false,
         prepared: Some(PreparedReply {
             id,
             params,

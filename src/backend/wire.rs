@@ -60,6 +60,15 @@ pub enum WireError {
 }
 
 impl WireError {
+    /// The error a client gets when this failed while reaching a server (`what`, e.g. "Can't
+    /// connect to backend MySQL server at …"): the server's own error as it is, else 2003.
+    pub fn unreachable(&self, what: &str) -> ErrorReply {
+        match self {
+            WireError::Server { .. } => self.reply(),
+            other => ErrorReply::new(2003, "HY000", format!("{what}: {other}")),
+        }
+    }
+
     /// The error a client gets for it: the server's own error as it is; a lost connection as
     /// 2013 naming the backend.
     pub fn reply(&self) -> ErrorReply {
@@ -488,13 +497,7 @@ pub type ColumnKind = (ColumnType, ColumnFlags);
 fn column_kind(p: &[u8], extended: bool) -> Option<ColumnKind> {
     let mut rest = p;
     for _ in 0..(6 + usize::from(extended)) {
-        let first = *rest.first()?;
-        let skip = lenenc_len(first);
-        let len = match first {
-            0..=0xfa => usize::from(first),
-            _ => usize::try_from(column_count(rest)?).ok()?,
-        };
-        rest = rest.get(skip + len..)?;
+        rest = skip_lenenc_str(rest)?;
     }
     // 0x0c, charset (2), length (4), type (1), flags (2).
     let ty = ColumnType::try_from(*rest.get(7)?).ok()?;
@@ -514,7 +517,7 @@ pub fn end_of_rows(p: &[u8]) -> Option<u16> {
     if p.first() != Some(&0xfe) || p.len() >= 0xff_ffff {
         return None;
     }
-    if p.len() < 9 {
+    if is_eof(p) {
         return Some(p.get(3..5).map_or(0, |s| u16::from_le_bytes([s[0], s[1]])));
     }
     ok_status(p)
@@ -525,47 +528,38 @@ pub fn end_of_rows(p: &[u8]) -> Option<u16> {
 pub fn ok_status(p: &[u8]) -> Option<u16> {
     let mut rest = p.get(1..)?;
     for _ in 0..2 {
-        rest = rest.get(lenenc_len(*rest.first()?)..)?;
+        rest = rest.get(lenenc_int(rest)?.1..)?;
     }
     Some(u16::from_le_bytes([*rest.first()?, *rest.get(1)?]))
 }
 
-/// The warning count of an OK packet or an EOF packet.
-pub fn warnings(p: &[u8]) -> u16 {
-    if is_eof(p) {
-        return p.get(1..3).map_or(0, |s| u16::from_le_bytes([s[0], s[1]]));
-    }
-    let count = || {
-        let mut rest = p.get(1..)?;
-        for _ in 0..2 {
-            rest = rest.get(lenenc_len(*rest.first()?)..)?;
-        }
-        Some(u16::from_le_bytes([*rest.get(2)?, *rest.get(3)?]))
-    };
-    count().unwrap_or(0)
-}
-
 /// The number of columns a result set's first packet announces (a length-encoded integer).
 pub fn column_count(p: &[u8]) -> Option<u64> {
-    let first = *p.first()?;
-    let bytes = p.get(1..lenenc_len(first))?;
-    Some(match first {
-        0..=0xfa => u64::from(first),
-        _ => bytes
-            .iter()
-            .rev()
-            .fold(0u64, |acc, b| acc << 8 | u64::from(*b)),
-    })
+    lenenc_int(p).map(|(n, _)| n)
 }
 
-/// Bytes a length-encoded integer starting with `first` takes.
-fn lenenc_len(first: u8) -> usize {
-    match first {
-        0xfc => 3,
-        0xfd => 4,
-        0xfe => 9,
-        _ => 1,
-    }
+/// A length-encoded integer at the start of `p`, and the bytes it takes.
+fn lenenc_int(p: &[u8]) -> Option<(u64, usize)> {
+    let first = *p.first()?;
+    let width = match first {
+        0..=0xfa => return Some((u64::from(first), 1)),
+        0xfc => 2,
+        0xfd => 3,
+        0xfe => 8,
+        _ => return None,
+    };
+    let bytes = p.get(1..1 + width)?;
+    let n = bytes
+        .iter()
+        .rev()
+        .fold(0u64, |acc, b| acc << 8 | u64::from(*b));
+    Some((n, 1 + width))
+}
+
+/// `p` past the length-encoded string at its start.
+fn skip_lenenc_str(p: &[u8]) -> Option<&[u8]> {
+    let (len, width) = lenenc_int(p)?;
+    p.get(width + usize::try_from(len).ok()?..)
 }
 
 /// Decodes a text-protocol row: a length-encoded string per column, 0xfb for NULL.
@@ -577,16 +571,7 @@ fn text_row(mut p: &[u8]) -> Option<Vec<Option<String>>> {
             p = &p[1..];
             continue;
         }
-        let (len, skip) = match first {
-            0..=0xfa => (u64::from(first), 1),
-            0xfc => (u64::from(u16::from_le_bytes([*p.get(1)?, *p.get(2)?])), 3),
-            0xfd => (
-                u64::from(u32::from_le_bytes([*p.get(1)?, *p.get(2)?, *p.get(3)?, 0])),
-                4,
-            ),
-            0xfe => (u64::from_le_bytes(p.get(1..9)?.try_into().ok()?), 9),
-            _ => return None,
-        };
+        let (len, skip) = lenenc_int(p)?;
         let end = skip + usize::try_from(len).ok()?;
         row.push(Some(
             String::from_utf8_lossy(p.get(skip..end)?).into_owned(),
@@ -623,5 +608,9 @@ mod tests {
         let row = text_row(b"\x05CRC32\xfb\x010").expect("row");
         assert_eq!(row, vec![Some("CRC32".into()), None, Some("0".into())]);
         assert!(text_row(b"\x05CRC").is_none());
+        // Two- and three-byte lengths.
+        assert_eq!(text_row(b"\xfc\x03\x00abc"), Some(vec![Some("abc".into())]));
+        assert_eq!(text_row(b"\xfd\x01\x00\x00z"), Some(vec![Some("z".into())]));
+        assert!(text_row(b"\xfc\x03").is_none());
     }
 }

@@ -109,6 +109,25 @@ fn backend_collation(collation: u8) -> u8 {
     collation
 }
 
+/// How a connection of `login`'s session logs in as `user` (the backend account, or on a
+/// slave's forward connection the client's own): negotiating what the client negotiated, into
+/// `db`.
+fn credentials<'a>(
+    login: &Login,
+    user: &'a str,
+    password: &'a str,
+    db: Option<&'a str>,
+) -> Credentials<'a> {
+    Credentials {
+        user,
+        password,
+        caps: backend_caps(login.caps),
+        mariadb_caps: login.mariadb_caps,
+        collation: backend_collation(login.collation),
+        db,
+    }
+}
+
 /// A logged-in client.
 pub struct Session<R, W> {
     node: Arc<NodeShared>,
@@ -174,22 +193,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
     }
 
-    /// The backend account on `node`, logging in as `login` negotiated, into `db`.
-    fn credentials<'a>(
-        node: &'a NodeShared,
-        login: &Login,
-        db: Option<&'a str>,
-    ) -> Credentials<'a> {
-        Credentials {
-            user: &node.config.backend_user,
-            password: &node.config.backend_password,
-            caps: backend_caps(login.caps),
-            mariadb_caps: login.mariadb_caps,
-            collation: backend_collation(login.collation),
-            db,
-        }
-    }
-
     /// Logs the backend connection in (selecting the requested database) and answers the
     /// client with the backend's OK or error; then serves commands until the client leaves.
     /// `compress` is turned on after that OK when the client negotiated compression.
@@ -197,7 +200,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         self.replies.out.set_seq(self.login.next_seq);
         let node = self.node.clone();
         let db = self.db.clone();
-        let creds = Self::credentials(&node, &self.login, db.as_deref());
+        let config = &node.config;
+        let creds = credentials(
+            &self.login,
+            &config.backend_user,
+            &config.backend_password,
+            db.as_deref(),
+        );
         let login = self.backend.login(&self.greeting, &creds).await;
         match login {
             Ok(ok) => {
@@ -334,7 +343,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
             Command::InitDb(name) => {
                 let relayed = self.pass(packet, Reply::Single).await?;
-                if relayed.error.is_none() {
+                if !relayed.failed {
                     self.db = Some(String::from_utf8_lossy(name).into_owned());
                 }
             }
@@ -358,7 +367,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
             Command::SetOption(option) => {
                 let relayed = self.pass(packet, Reply::Single).await?;
-                if relayed.error.is_none() {
+                if !relayed.failed {
                     let mut caps = self.replies.caps();
                     caps.set(CapabilityFlags::CLIENT_MULTI_STATEMENTS, option == 0);
                     self.replies.set_caps(caps);
@@ -379,7 +388,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             Command::ChangeUser(body) => self.change_user(body).await?,
             Command::ResetConnection => {
                 let relayed = self.pass(packet, Reply::Single).await?;
-                if relayed.error.is_none() {
+                if !relayed.failed {
                     self.reset();
                 }
             }
@@ -434,7 +443,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
         };
         let node = self.node.clone();
-        let creds = Self::credentials(&node, &login, login.db.as_deref());
+        let config = &node.config;
+        let creds = credentials(
+            &login,
+            &config.backend_user,
+            &config.backend_password,
+            login.db.as_deref(),
+        );
         self.replies.out.set_seq(login.next_seq);
         match self.backend.change_user(&self.greeting, &creds).await {
             Ok(ok) => {
@@ -700,6 +715,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let relayed = self
             .send_and_relay(0x03, sql, Reply::Results { cursor: false })
             .await?;
-        Ok(relayed.error.is_none())
+        Ok(!relayed.failed)
     }
 }

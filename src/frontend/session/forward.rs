@@ -14,9 +14,9 @@ use mysql_common::constants::StatusFlags;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info, warn};
 
-use super::{End, Session, backend_caps};
+use super::{End, Session, credentials};
 use crate::backend::relay::{RelayError, Reply, relay};
-use crate::backend::wire::{Credentials, Wire, WireError};
+use crate::backend::wire::{Wire, WireError};
 use crate::error::ErrorReply;
 use crate::replication::gtid::Position;
 use crate::sql::class::StatementClass;
@@ -98,23 +98,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             .get(&self.login.user)
             .map(|u| u.password.clone())
             .unwrap_or_default();
-        let unreachable = |e: WireError| match e {
-            WireError::Server { .. } => e.reply(),
-            other => ErrorReply::new(
-                2003,
-                "HY000",
-                format!("Can't forward the write to the master at {addr}: {other}"),
-            ),
-        };
+        let what = format!("Can't forward the write to the master at {addr}");
+        let unreachable = |e: WireError| e.unreachable(&what);
         let (mut wire, greeting) = Wire::open(addr).await.map_err(unreachable)?;
-        let creds = Credentials {
-            user: &self.login.user,
-            password: &password,
-            caps: backend_caps(self.login.caps),
-            mariadb_caps: self.login.mariadb_caps,
-            collation: self.login.collation,
-            db: self.db.as_deref(),
-        };
+        let creds = credentials(&self.login, &self.login.user, &password, self.db.as_deref());
         wire.login(&greeting, &creds).await.map_err(unreachable)?;
         for setup in &self.session_setup {
             wire.query(setup).await.map_err(unreachable)?;

@@ -156,12 +156,8 @@ async fn results<W: AsyncWrite + Unpin>(
                 });
             }
             _ => {
-                let columns = column_count(&head).ok_or_else(|| {
-                    RelayError::Backend(WireError::Protocol {
-                        addr: wire.addr(),
-                        what: "result set header".into(),
-                    })
-                })?;
+                let columns =
+                    column_count(&head).ok_or_else(|| wire.protocol("result set header".into()))?;
                 for _ in 0..columns {
                     pass(wire, out).await?;
                 }
@@ -232,10 +228,7 @@ async fn prepare<W: AsyncWrite + Unpin>(
         field(5),
         field(7),
     ) else {
-        return Err(RelayError::Backend(WireError::Protocol {
-            addr: wire.addr(),
-            what: "prepare reply".into(),
-        }));
+        return Err(wire.protocol("prepare reply".into()).into());
     };
     let deprecate_eof = wire.caps().contains(CapabilityFlags::CLIENT_DEPRECATE_EOF);
     for defs in [params, columns] {

@@ -361,7 +361,8 @@ impl Wire {
         self.caps
     }
 
-    fn protocol(&self, what: String) -> WireError {
+    /// The error for a reply from this server that the node cannot read.
+    pub fn protocol(&self, what: String) -> WireError {
         WireError::Protocol {
             addr: self.addr,
             what,

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # MariaDB's own replication for bench/run (sourced): a master and N replicas of mariadbd on free
 # ports, each with its own datadir under a directory of the caller's, the same small-footprint
-# flags as src/backend/launcher.rs, and the binlog settings of ../shared/DESIGN.md §4 on all of
+# flags as demo/src/launcher.rs, and the binlog settings of ../shared/DESIGN.md §4 on all of
 # them (replicas log their updates too, so each of them could be promoted).
 #
 #   native_start DIR REPLICAS   start them, replicating; sets NATIVE_PORTS (master first)

@@ -5,7 +5,7 @@
 #
 #   bash scripts/install-deps.sh [GROUP...]      (default: demo)
 #
-#   demo     mariadb-server, mariadb-client: `myrelay demo` and every test's throwaway backends
+#   demo     mariadb-server, mariadb-client: `myrelay-demo` and every test's throwaway backends
 #   bench    demo + sysbench, haproxy, python3: bench/run and tests/bench_smoke.rs
 #   clients  the client matrix's runtimes: Java + MariaDB Connector/J, Node.js + npm, python3-venv
 #   browser  chromium, chromium-driver, Node.js + npm: tests/console_browser.rs

@@ -4,7 +4,7 @@
 //! statement and checks it against the node's role and the client's user ([`sql`]), and relays
 //! what it allows to its own MySQL/MariaDB server ([`backend`]). [`config`] reads a node's TOML
 //! file and secrets, [`node`] runs the accept loop, [`replication`] keeps slaves in step with
-//! the master, [`checksum`] compares their data, [`demo`] brings up a local cluster, [`admin`]
+//! the master, [`checksum`] compares their data, [`admin`]
 //! serves each node's web console, health and metrics.
 
 #![warn(missing_docs)]
@@ -13,9 +13,9 @@ pub mod admin;
 pub mod backend;
 pub mod checksum;
 pub mod config;
-pub mod demo;
 pub mod error;
 pub mod frontend;
+pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod packet;

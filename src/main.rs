@@ -1,13 +1,11 @@
-//! The `myrelay` command line: run a node, or a local demo cluster.
+//! The `myrelay` command line: run a node, or compare nodes' data.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 use myrelay::config::{EnvSecrets, NodeConfig, load_dotenv};
-use myrelay::demo::{self, DemoOptions};
 use myrelay::node;
 
 #[derive(Parser)]
@@ -44,25 +42,6 @@ enum Command {
         #[arg(long, env = "DB_PASS", hide_env_values = true)]
         password: String,
     },
-    /// Run a local demo cluster: a master and N slaves, each with its own throwaway MariaDB.
-    Demo {
-        /// Number of slaves.
-        #[arg(long, default_value_t = 2)]
-        slaves: usize,
-        /// Client port of the master; slave i listens on PORT + i.
-        #[arg(long, default_value_t = 3307)]
-        port: u16,
-        /// Keep the backends' data in this directory (default: a temporary one, removed on exit).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Clients each node serves at once.
-        #[arg(long, default_value_t = 1000)]
-        max_connections: usize,
-        /// Console (admin HTTP) port of the master; slave i uses PORT + i; 0 picks free ports.
-        /// Default: the client port + 1000.
-        #[arg(long)]
-        console_port: Option<u16>,
-    },
 }
 
 fn main() -> ExitCode {
@@ -72,12 +51,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    myrelay::logging::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -123,21 +97,6 @@ fn main() -> ExitCode {
                     Err("nodes differ".to_string())
                 }
             }
-            Command::Demo {
-                slaves,
-                port,
-                data_dir,
-                max_connections,
-                console_port,
-            } => demo::run(DemoOptions {
-                slaves,
-                port,
-                data_dir,
-                max_connections,
-                console_port: console_port.unwrap_or(port.saturating_add(1000)),
-            })
-            .await
-            .map_err(|e| e.to_string()),
         }
     });
     match result {

@@ -1,5 +1,5 @@
 //! The console in a real browser: Debian's chromium, driven headless by playwright-core
-//! (tests/browser/console.js), against a `myrelay demo` cluster of a master and two slaves. It
+//! (tests/browser/console.js), against a demo cluster (`myrelay_demo`) of a master and two slaves. It
 //! logs in, sees the master and both slaves with their lag, runs a SELECT of the school schema
 //! on the master's console and sees its rows, and runs DDL on each slave's console and sees 1290.
 
@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use myrelay_demo::{Demo, DemoOptions};
 use mysql_async::prelude::Queryable;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -55,18 +56,30 @@ async fn console_in_chromium_shows_the_cluster_runs_a_select_and_refuses_ddl_on_
         .expect("run tests/browser/setup.sh");
     assert!(setup.success(), "installing playwright-core failed");
 
-    let port = common::free_port_block(3);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (mut demo, lines) = common::start_demo(tmp.path(), port, 2).await;
-    let consoles: Vec<String> = lines
+    let demo = Demo::start(&DemoOptions {
+        slaves: 2,
+        port: 0,
+        data_dir: None,
+        max_connections: 100,
+        console_port: 0,
+        db_user: common::DB_USER.into(),
+        db_pass: common::DB_PASS.into(),
+        app_pass: None,
+        reader_pass: None,
+        cluster_secret: None,
+    })
+    .await
+    .expect("demo cluster");
+    let consoles: Vec<String> = demo
+        .nodes
         .iter()
-        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("console=")))
-        .map(str::to_string)
+        .filter_map(|n| n.admin_addr)
+        .map(|a| format!("http://{a}"))
         .collect();
-    assert_eq!(consoles.len(), 3, "{lines:?}");
+    assert_eq!(consoles.len(), 3);
 
     // What the page must show: the rows as the master itself returns them.
-    let master: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let master = demo.nodes[0].addr;
     let mut conn = common::connect(master, common::DB_USER, common::DB_PASS).await;
     let rows: Vec<(u32, String, String)> = conn.query(SELECT_SQL).await.expect("select");
     assert!(rows.len() >= 3, "the school schema has rows: {rows:?}");
@@ -117,10 +130,7 @@ async fn console_in_chromium_shows_the_cluster_runs_a_select_and_refuses_ddl_on_
     let mut conn = common::connect(master, common::DB_USER, common::DB_PASS).await;
     let tables: Vec<String> = conn.query("SHOW TABLES FROM school").await.expect("tables");
     drop(conn);
-    let _ = Command::new("kill")
-        .args(["-TERM", &demo.id().to_string()])
-        .status();
-    let _ = demo.wait();
+    demo.stop().await;
     assert!(
         output.status.success(),
         "browser script failed:\n{stdout}\n{stderr}"

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{DB_PASS, DB_USER, SECRET, backend};
-use myrelay::backend::launcher::ThrowawayServer;
+use myrelay_demo::launcher::ThrowawayServer;
 use mysql_async::prelude::Queryable;
 
 fn free_port() -> u16 {

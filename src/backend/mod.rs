@@ -1,9 +1,8 @@
-//! The node's own MySQL/MariaDB server: connection pools, relaying results to clients, a raw
-//! client connection for binlog dumps ([`wire`]), and (for the demo and tests) launching
-//! throwaway servers.
+//! The node's own MySQL/MariaDB server: the node's client connections to it ([`wire`]: client
+//! sessions, forwarded writes, binlog dumps), relaying its replies ([`relay`]), the pool for the
+//! node's own work ([`pool`]) and what its stored functions do ([`functions`]).
 
 pub mod functions;
-pub mod launcher;
 pub mod pool;
 pub mod relay;
 pub mod wire;

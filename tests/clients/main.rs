@@ -32,7 +32,7 @@ impl Fixture {
     async fn start() -> Fixture {
         let cluster = Cluster::start(1).await;
         let mut conn = cluster.master.connect(ADMIN).await;
-        for statement in myrelay::demo::SCHOOL_SQL
+        for statement in myrelay_demo::SCHOOL_SQL
             .split(';')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -270,7 +270,7 @@ async fn mariadb_connector_j() {
 async fn dbeaver_metadata_and_row_edit() {
     let fixture = Fixture::start().await;
     let mut java = Program::java();
-    let school = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/demo/school.sql");
+    let school = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/school.sql");
     java.argv.push(format!("--school-sql={}", school.display()));
     fixture.forget("dbeaver").await;
     let direct = java.run(fixture.direct(), "dbeaver", "dbeaver").await;

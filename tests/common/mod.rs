@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Output;
 
-use myrelay::backend::launcher::{BackendSpec, ThrowawayServer};
 use myrelay::config::{Limits, NodeConfig, NodeRole, User, UserRole};
 use myrelay::node::{self, NodeHandle};
 use myrelay::replication::gtid::Position;
+use myrelay_demo::launcher::{BackendSpec, ThrowawayServer};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
@@ -23,69 +23,6 @@ pub const APP: (&str, &str) = ("app", "apppass");
 pub const READER: (&str, &str) = ("reader", "readpass");
 /// An admin whose admin rights hold only from 10.0.0.0/8, so from the tests it acts as `app`.
 pub const REMOTE_ADMIN: (&str, &str) = ("ops", "opspass");
-
-/// A port such that it and the next `n - 1` are free (for `myrelay demo --port`).
-pub fn free_port_block(n: u16) -> u16 {
-    // Ask the OS for a port, then check the next n-1 are free too.
-    for _ in 0..50 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let base = l.local_addr().expect("addr").port();
-        drop(l);
-        if base > 60000 {
-            continue;
-        }
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free block of {n} ports");
-}
-
-/// Runs `myrelay demo` with `slaves` slaves from client port `port` (consoles on free ports),
-/// its temporary data under `tmp`; returns the process and the lines it printed up to `ready`.
-pub async fn start_demo(
-    tmp: &std::path::Path,
-    port: u16,
-    slaves: usize,
-) -> (std::process::Child, Vec<String>) {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_myrelay"))
-        .args([
-            "demo",
-            "--slaves",
-            &slaves.to_string(),
-            "--port",
-            &port.to_string(),
-        ])
-        .args(["--console-port", "0"])
-        .current_dir(tmp)
-        .env("DB_USER", DB_USER)
-        .env("DB_PASS", DB_PASS)
-        .env("TMPDIR", tmp)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .expect("start demo");
-    let stdout = child.stdout.take().expect("stdout");
-    let lines = tokio::task::spawn_blocking(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("line");
-            let done = line == "ready";
-            lines.push(line);
-            if done {
-                break;
-            }
-        }
-        lines
-    });
-    let lines = tokio::time::timeout(std::time::Duration::from_secs(60), lines)
-        .await
-        .expect("demo ready within 60 s")
-        .expect("reader");
-    (child, lines)
-}
 
 /// Server ids of this test process's backends: unique, as replication needs.
 static NEXT_SERVER_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);

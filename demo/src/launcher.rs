@@ -72,7 +72,7 @@ const FOOTPRINT_ARGS: &[&str] = &[
 ];
 
 /// What to run when the MariaDB binaries are missing: the one place this advice is worded
-/// (`myrelay demo`, the tests' backends and the README all lead here). The packages are those of
+/// (`myrelay-demo`, the tests' backends and the README all lead here). The packages are those of
 /// `scripts/install-deps.sh demo`, which a unit test keeps in step.
 pub const INSTALL_HINT: &str = "run `sudo bash scripts/install-deps.sh demo` in the myrelay checkout \
      (or `sudo apt-get install -y --no-install-recommends mariadb-server mariadb-client`)";

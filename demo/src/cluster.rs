@@ -1,4 +1,4 @@
-//! `myrelay demo`: a local replicating cluster (one master, N slaves), each node with its own
+//! A local replicating cluster (one master, N slaves), each node with its own
 //! throwaway MariaDB, and the `school` schema loaded through the master node, from where
 //! replication carries it to the slaves.
 //!
@@ -15,19 +15,19 @@ use mysql_async::prelude::Queryable;
 
 use std::time::Duration;
 
-use crate::backend::launcher::{BackendSpec, LaunchError, ThrowawayServer};
-use crate::config::{Ack, Admin, Limits, NodeConfig, NodeRole, Replication, User, UserRole};
-use crate::node::{self, NodeHandle};
+use crate::launcher::{BackendSpec, LaunchError, ThrowawayServer};
+use myrelay::config::{Ack, Admin, Limits, NodeConfig, NodeRole, Replication, User, UserRole};
+use myrelay::node::{self, NodeHandle};
 
 /// The demo schema, sent through the master node so that slaves receive it like any change.
-pub const SCHOOL_SQL: &str = include_str!("demo/school.sql");
+pub const SCHOOL_SQL: &str = include_str!("../school.sql");
 
-/// Options of `myrelay demo`.
+/// Options of `myrelay-demo`.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     /// Number of slaves.
     pub slaves: usize,
-    /// Client port of the master; slaves take the following ports.
+    /// Client port of the master; slaves take the following ports; 0 lets the system pick.
     pub port: u16,
     /// Keep backend data here instead of a temporary directory.
     pub data_dir: Option<PathBuf>,
@@ -35,14 +35,21 @@ pub struct DemoOptions {
     pub max_connections: usize,
     /// Console port of the master; slaves take the following ports; 0 lets the system pick.
     pub console_port: u16,
+    /// The backends' account (`DB_USER`, `DB_PASS`), also the nodes' admin user.
+    pub db_user: String,
+    /// Its password.
+    pub db_pass: String,
+    /// Password of the proxy user `app`, when there is one (`APP_PASS`).
+    pub app_pass: Option<String>,
+    /// Password of the read-only proxy user `reader`, when there is one (`READER_PASS`).
+    pub reader_pass: Option<String>,
+    /// The nodes' shared secret (`CLUSTER_SECRET`); one is made up for the run when `None`.
+    pub cluster_secret: Option<String>,
 }
 
 /// Why the demo could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    /// A required environment variable is missing.
-    #[error("{0} is not set: copy .env.example to .env (or export it)")]
-    MissingEnv(&'static str),
     /// A backend could not be started.
     #[error("starting backend for {node}: {source}")]
     Backend {
@@ -73,16 +80,9 @@ pub struct Demo {
     servers: Vec<ThrowawayServer>,
 }
 
-fn env(key: &'static str) -> Result<String, DemoError> {
-    std::env::var(key)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .ok_or(DemoError::MissingEnv(key))
-}
-
-/// The proxy users of every demo node: `DB_USER` as admin, plus `app` and `reader` when
-/// `APP_PASS` / `READER_PASS` are set.
-fn demo_users(db_user: &str, db_pass: &str) -> BTreeMap<String, User> {
+/// The proxy users of every demo node: the backends' account as admin, plus `app` and `reader`
+/// when they have passwords.
+fn demo_users(opts: &DemoOptions) -> BTreeMap<String, User> {
     let mut users = BTreeMap::new();
     let mut add = |name: &str, role: UserRole, password: String| {
         users.insert(
@@ -96,21 +96,28 @@ fn demo_users(db_user: &str, db_pass: &str) -> BTreeMap<String, User> {
             },
         );
     };
-    if let Ok(p) = env("APP_PASS") {
-        add("app", UserRole::App, p);
+    if let Some(p) = &opts.app_pass {
+        add("app", UserRole::App, p.clone());
     }
-    if let Ok(p) = env("READER_PASS") {
-        add("reader", UserRole::Readonly, p);
+    if let Some(p) = &opts.reader_pass {
+        add("reader", UserRole::Readonly, p.clone());
     }
-    add(db_user, UserRole::Admin, db_pass.to_string());
+    add(&opts.db_user, UserRole::Admin, opts.db_pass.clone());
     users
 }
 
+/// Node `i`'s port from the master's: the following ones, or the system's pick for 0.
+fn nth_port(first: u16, i: usize) -> u16 {
+    match first {
+        0 => 0,
+        port => port.saturating_add(i as u16),
+    }
+}
+
 impl Demo {
-    /// Starts backends and nodes and loads the schema; `.env` must already be loaded.
+    /// Starts backends and nodes and loads the schema.
     pub async fn start(opts: &DemoOptions) -> Result<Demo, DemoError> {
-        let db_user = env("DB_USER")?;
-        let db_pass = env("DB_PASS")?;
+        let (db_user, db_pass) = (&opts.db_user, &opts.db_pass);
         let names: Vec<String> = std::iter::once("master".to_string())
             .chain((1..=opts.slaves).map(|i| format!("slave{i}")))
             .collect();
@@ -132,21 +139,19 @@ impl Demo {
             }
         });
         let servers = futures_util::future::try_join_all(starts).await?;
-        let master_addr = SocketAddr::from(([127, 0, 0, 1], opts.port));
-        let users = demo_users(&db_user, &db_pass);
+        let users = demo_users(opts);
         // The demo is local: without CLUSTER_SECRET it makes one up for this run.
-        let secret = env("CLUSTER_SECRET").unwrap_or_else(|_| {
+        let secret = opts.cluster_secret.clone().unwrap_or_else(|| {
             let bytes: [u8; 16] = rand::random();
             bytes.iter().map(|b| format!("{b:02x}")).collect()
         });
+        // Slaves reach the master where it listens (its port may have been picked by the system).
+        let mut master_addr = None;
         let mut replication_addr = None;
         let mut nodes = Vec::new();
         for (i, (name, server)) in names.iter().zip(&servers).enumerate() {
-            let listen = SocketAddr::from(([127, 0, 0, 1], opts.port.saturating_add(i as u16)));
-            let console = match opts.console_port {
-                0 => 0,
-                port => port.saturating_add(i as u16),
-            };
+            let listen = SocketAddr::from(([127, 0, 0, 1], nth_port(opts.port, i)));
+            let console = nth_port(opts.console_port, i);
             let config = NodeConfig {
                 name: name.clone(),
                 role: if i == 0 {
@@ -158,8 +163,8 @@ impl Demo {
                 backend: server.addr(),
                 backend_user: db_user.clone(),
                 backend_password: db_pass.clone(),
-                master: (i > 0).then(|| master_addr.to_string()),
-                cluster_secret: std::env::var("CLUSTER_SECRET").ok(),
+                master: master_addr.map(|a: SocketAddr| a.to_string()),
+                cluster_secret: opts.cluster_secret.clone(),
                 users: users.clone(),
                 limits: Limits {
                     max_connections: opts.max_connections,
@@ -188,12 +193,13 @@ impl Demo {
                     source,
                 })?;
             if i == 0 {
+                master_addr = Some(handle.addr);
                 replication_addr = handle.replication_addr;
             }
             nodes.push(handle);
         }
         let demo = Demo { nodes, servers };
-        demo.load_schema(&db_user, &db_pass).await?;
+        demo.load_schema(db_user, db_pass).await?;
         Ok(demo)
     }
 
@@ -264,7 +270,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-pub async fn wait_for_signal() {
+async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::interrupt()),

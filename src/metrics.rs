@@ -1,9 +1,15 @@
-//! A node's counters: sessions update them, the admin listener renders them (`admin/metrics.rs`).
+//! A node's counters: sessions update them, the admin listener's `/metrics` encodes them.
 //!
 //! Everything is an atomic or a short critical section, because sessions update these on every
 //! statement: the hot path pays a few relaxed increments, and only a scrape walks them all.
+//!
+//! prometheus-client encodes them as a [`Collector`] that reads the atomics at scrape time,
+//! rather than sessions updating prometheus-client's own handles: its `Histogram` takes a mutex
+//! on every observation, which every session would contend on, and its counters would cost what
+//! these atomics do. So the hot path stays a few relaxed increments and the scrape pays the rest.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -11,6 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -85,12 +95,13 @@ pub struct Refusal {
 }
 
 /// The counters of one node.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Metrics {
     connections_total: AtomicU64,
     statements: [[AtomicU64; 3]; 6],
-    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    latency_count: AtomicU64,
+    /// Per bucket, not cumulative, so that a statement bumps one; the last is past every bound.
+    /// Their sum is the count, so that no scrape sees a count below its buckets.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_us: AtomicU64,
     bytes_in: Arc<AtomicU64>,
     bytes_out: Arc<AtomicU64>,
@@ -110,12 +121,11 @@ impl Metrics {
     pub fn statement(&self, class: StatementClass, outcome: Outcome, took: Duration) {
         self.statements[class_index(class)][outcome as usize].fetch_add(1, Ordering::Relaxed);
         let seconds = took.as_secs_f64();
-        // Buckets are stored non-cumulatively; rendering adds them up.
-        let bucket = LATENCY_BUCKETS.iter().position(|b| seconds <= *b);
-        if let Some(i) = bucket {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
@@ -184,21 +194,95 @@ impl Metrics {
         }
     }
 
-    /// The latency histogram: cumulative bucket counts, the total count and the sum (seconds).
-    pub fn histogram(&self) -> (Vec<u64>, u64, f64) {
-        let mut cumulative = 0;
-        let buckets = self
-            .buckets
-            .iter()
-            .map(|b| {
-                cumulative += b.load(Ordering::Relaxed);
-                cumulative
-            })
-            .collect();
-        let count = self.latency_count.load(Ordering::Relaxed);
+    /// The latency histogram as the encoder takes it: each bound with its own (not cumulative)
+    /// count, the total count and the sum in seconds.
+    fn latency(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        let counts = self.buckets.each_ref().map(|b| b.load(Ordering::Relaxed));
+        let buckets = LATENCY_BUCKETS.iter().copied().zip(counts).collect();
         let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        (buckets, count, sum)
+        (buckets, counts.iter().sum(), sum)
     }
+}
+
+/// Read at each scrape; see the module's note on why not prometheus-client's own metrics.
+impl Collector for Metrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        single(
+            &mut encoder,
+            "myrelay_client_connections",
+            "Clients that logged in since the node started.",
+            ConstCounter::new(self.connections_total()),
+        )?;
+        let counts = self.statement_counts();
+        let statements = counts.iter().flat_map(|(class, counts)| {
+            Outcome::ALL.iter().zip(counts).map(move |(outcome, n)| {
+                let labels = [("class", *class), ("outcome", outcome.as_str())];
+                (labels, ConstCounter::new(*n))
+            })
+        });
+        family(
+            &mut encoder,
+            "myrelay_statements",
+            "Statements by class and what the node did with them.",
+            statements,
+        )?;
+        let (buckets, count, sum) = self.latency();
+        encoder
+            .encode_descriptor(
+                "myrelay_statement_duration_seconds",
+                "Time from a statement's arrival to the end of its reply (executed and forwarded).",
+                None,
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        let (bytes_in, bytes_out) = self.bytes();
+        single(
+            &mut encoder,
+            "myrelay_client_bytes_received",
+            "Bytes received from clients (wire bytes, TLS included).",
+            ConstCounter::new(bytes_in),
+        )?;
+        single(
+            &mut encoder,
+            "myrelay_client_bytes_sent",
+            "Bytes sent to clients (wire bytes, TLS included).",
+            ConstCounter::new(bytes_out),
+        )
+    }
+}
+
+/// Encodes a family of one series without labels. A counter's `name` leaves out `_total`: the
+/// encoder adds it.
+pub fn single(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    metric: impl EncodeMetric,
+) -> fmt::Result {
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// Encodes a family of labelled series (a counter's `name` without `_total`, as for [`single`]).
+/// A family with none is left out: a `# TYPE` line without samples says nothing.
+pub fn family<L, M>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (L, M)>,
+) -> fmt::Result
+where
+    L: EncodeLabelSet,
+    M: EncodeMetric + TypedMetric,
+{
+    let mut series = series.into_iter().peekable();
+    if series.peek().is_none() {
+        return Ok(());
+    }
+    let mut metric = encoder.encode_descriptor(name, help, None, M::TYPE)?;
+    for (labels, value) in series {
+        value.encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// A client stream whose bytes in and out are added to the node's counters.
@@ -275,9 +359,44 @@ pub fn truncate_statement(text: &str) -> String {
 mod tests {
     use super::*;
 
+    use prometheus_client::encoding::prometheus_text;
+    use prometheus_client::registry::Registry;
+
+    /// The value of the one line of `text` that starts with `series` and a space.
+    fn sample<'t>(text: &'t str, series: &str) -> &'t str {
+        let mut found = text
+            .lines()
+            .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' '));
+        let value = found
+            .next()
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+        assert!(found.next().is_none(), "{series} twice in:\n{text}");
+        value
+    }
+
+    /// One gauge family whose label value needs escaping.
+    #[derive(Debug)]
+    struct Quoted;
+
+    impl Collector for Quoted {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+            let gauge = prometheus_client::metrics::gauge::ConstGauge::new(1);
+            family(&mut encoder, "g", "h.", [([("l", "a\"b\\c\nd")], gauge)])
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Quoted));
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &registry).expect("encodes");
+        assert_eq!(sample(&text, r#"g{l="a\"b\\c\nd"}"#), "1", "{text}");
+    }
+
     #[test]
     fn histogram_buckets_are_cumulative_and_refusals_bounded() {
-        let m = Metrics::default();
+        let m = Arc::new(Metrics::default());
         m.statement(
             StatementClass::Read,
             Outcome::Executed,
@@ -293,12 +412,30 @@ mod tests {
             Outcome::Executed,
             Duration::from_secs(9),
         );
-        let (buckets, count, sum) = m.histogram();
-        assert_eq!(count, 3);
-        assert_eq!(buckets[0], 1, "50 µs is in the first bucket");
-        assert_eq!(buckets[5], 2, "3 ms is at most 5 ms");
-        assert_eq!(buckets[LATENCY_BUCKETS.len() - 1], 2, "9 s only in +Inf");
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(m.clone()));
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &registry).expect("encodes");
+        let bucket = |le: &str| {
+            let series = format!("myrelay_statement_duration_seconds_bucket{{le=\"{le}\"}}");
+            sample(&text, &series).to_string()
+        };
+        assert_eq!(bucket("0.0001"), "1", "50 µs is in the first bucket");
+        assert_eq!(bucket("0.005"), "2", "3 ms is at most 5 ms");
+        assert_eq!(bucket("5"), "2", "9 s only in +Inf");
+        assert_eq!(bucket("+Inf"), "3");
+        assert_eq!(
+            sample(&text, "myrelay_statement_duration_seconds_count"),
+            "3"
+        );
+        let sum: f64 = sample(&text, "myrelay_statement_duration_seconds_sum")
+            .parse()
+            .expect("a number");
         assert!((sum - 9.00305).abs() < 1e-6, "{sum}");
+        assert!(text.contains("# TYPE myrelay_statement_duration_seconds histogram\n"));
+        let write_forwarded = r#"myrelay_statements_total{class="write",outcome="forwarded"}"#;
+        assert_eq!(sample(&text, write_forwarded), "1");
+        assert!(text.contains("# TYPE myrelay_statements_total counter\n"));
         for i in 0..(REFUSALS_KEPT + 5) {
             m.refused(
                 StatementClass::Ddl,

@@ -1,10 +1,11 @@
 //! The admin HTTP listener of a node (`[admin] listen`): the web console, `/health`,
 //! `/metrics` (Prometheus) and `/api/status` (JSON).
 //!
-//! [`prometheus`] renders the counters sessions update (`crate::metrics`); [`status`] reads the node's
-//! and the cluster's state; [`console`] is the page, its login sessions and its query box;
-//! [`reload`] runs a node process until SIGTERM, reloading users on SIGHUP. Without a console
-//! login only `/health`, `/metrics`, the login page and the page's static files answer.
+//! [`prometheus`] encodes the node's state and the counters sessions update (`crate::metrics`)
+//! for `/metrics`; [`status`] reads the node's and the cluster's state; [`console`] is the page,
+//! its login sessions and its query box; [`reload`] runs a node process until SIGTERM, reloading
+//! users on SIGHUP. Without a console login only `/health`, `/metrics`, the login page and the
+//! page's static files answer.
 
 pub mod console;
 pub mod prometheus;
@@ -19,6 +20,7 @@ use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -33,6 +35,8 @@ use console::{ConsoleSession, Consoles};
 struct Admin {
     node: Arc<NodeShared>,
     consoles: Arc<Consoles>,
+    /// What `/metrics` encodes, built once.
+    metrics: Arc<Registry>,
 }
 
 /// Binds `listen` and serves the admin endpoints of `node` (whose clients connect at
@@ -48,6 +52,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let consoles = Arc::new(Consoles::new(client_addr));
     let app = router(Admin {
+        metrics: Arc::new(prometheus::registry(node.clone())),
         node,
         consoles: consoles.clone(),
     });
@@ -126,14 +131,15 @@ async fn health(State(admin): State<Admin>) -> Response {
 }
 
 async fn metrics_text(State(admin): State<Admin>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        prometheus::render(&admin.node),
-    )
-        .into_response()
+    match prometheus::render(&admin.metrics) {
+        Ok(text) => ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], text).into_response(),
+        // Part of the text would be missing: no scrape is better than half of one.
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics could not be encoded\n",
+        )
+            .into_response(),
+    }
 }
 
 async fn script() -> Response {

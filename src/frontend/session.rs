@@ -24,7 +24,10 @@ use super::reply::Replies;
 use crate::backend::relay::{RelayError, Relayed, Reply, relay};
 use crate::backend::wire::{Credentials, Greeting, Wire, WireError, ok_status};
 use crate::config::UserRole;
-use crate::error::ErrorReply;
+use crate::error::{
+    ER_CLIENT_INTERACTION_TIMEOUT, ER_NET_PACKET_TOO_LARGE, ER_PARSE_ERROR, ER_SERVER_SHUTDOWN,
+    ER_SPECIFIC_ACCESS_DENIED_ERROR, ER_UNKNOWN_COM_ERROR, ErrorReply,
+};
 use crate::metrics::Outcome;
 use crate::node::NodeShared;
 use crate::packet::{PacketError, PacketReader};
@@ -251,8 +254,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     info!(idle_secs = idle.map_or(0, |d| d.as_secs()), "disconnecting idle client");
                     self.replies.out.set_seq(1);
                     self.replies.error(&ErrorReply::new(
-                        4031,
-                        "HY000",
+                        ER_CLIENT_INTERACTION_TIMEOUT,
                         format!(
                             "The client was disconnected by the server because of inactivity: node '{}' \
                              closes connections idle for {} s (limits.idle_timeout_secs)",
@@ -269,8 +271,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     // command to arrive, so that closing does not reset the connection first.
                     self.replies.out.set_seq(1);
                     self.replies.error(&ErrorReply::new(
-                        1053,
-                        "08S01",
+                        ER_SERVER_SHUTDOWN,
                         format!("Server shutdown in progress: node '{}' is stopping", node.config.name),
                     ));
                     let _ = self.replies.out.flush().await;
@@ -285,8 +286,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     // Same code and text as MySQL, then close: the rest of the packet is unread.
                     self.replies.out.set_seq(0);
                     self.replies.error(&ErrorReply::new(
-                        1153,
-                        "08S01",
+                        ER_NET_PACKET_TOO_LARGE,
                         format!(
                             "Got a packet bigger than 'max_allowed_packet' bytes ({size} > {limit})"
                         ),
@@ -358,8 +358,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     self.pass(packet, Reply::Single).await?;
                 } else {
                     self.replies.error(&ErrorReply::new(
-                        1227,
-                        "42000",
+                        ER_SPECIFIC_ACCESS_DENIED_ERROR,
                         "Access denied; you need (at least one of) the SUPER privilege(s) for \
                          this operation: COM_DEBUG is for admin users of this node",
                     ));
@@ -393,8 +392,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 }
             }
             Command::Unknown(other) => self.replies.error(&ErrorReply::new(
-                1047,
-                "08S01",
+                ER_UNKNOWN_COM_ERROR,
                 format!("Unknown command 0x{other:02x}: myrelay does not support it yet"),
             )),
         }
@@ -670,8 +668,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 .contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS)
         {
             return Some(ErrorReply::new(
-                1064,
-                "42000",
+                ER_PARSE_ERROR,
                 "You have an error in your SQL syntax: this client did not enable multi-statements, \
                  so a packet may hold only one statement",
             ));

@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use super::{End, Session, credentials};
 use crate::backend::relay::{RelayError, Reply, relay};
 use crate::backend::wire::{Wire, WireError};
-use crate::error::ErrorReply;
+use crate::error::{ER_UNKNOWN_ERROR, ErrorReply};
 use crate::replication::gtid::Position;
 use crate::sql::class::StatementClass;
 use crate::sql::classify::Classified;
@@ -91,7 +91,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             .master
             .as_deref()
             .and_then(|m| m.parse().ok())
-            .ok_or_else(|| ErrorReply::new(1105, "HY000", "this slave has no master address"))?;
+            .ok_or_else(|| ErrorReply::new(ER_UNKNOWN_ERROR, "this slave has no master address"))?;
         let password = self
             .node
             .users()

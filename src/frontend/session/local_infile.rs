@@ -8,14 +8,13 @@ use mysql_common::constants::CapabilityFlags;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{End, Session};
-use crate::error::ErrorReply;
+use crate::error::{ER_NOT_ALLOWED_COMMAND, ErrorReply};
 use crate::packet::PacketError;
 use crate::sql::local_infile::local_infile_name;
 
 fn refused(why: &str) -> ErrorReply {
     ErrorReply::new(
-        1148,
-        "42000",
+        ER_NOT_ALLOWED_COMMAND,
         format!("LOAD DATA LOCAL INFILE is not allowed through myrelay {why}"),
     )
 }

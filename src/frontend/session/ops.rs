@@ -8,7 +8,7 @@ use tracing::info;
 
 use super::{End, Session};
 use crate::config::UserRole;
-use crate::error::ErrorReply;
+use crate::error::{ER_ACCESS_DENIED_ERROR, ErrorReply};
 use crate::metrics::{Outcome, Refusal, truncate_statement};
 use crate::replication::master::unix_ms;
 use crate::sql::class::StatementClass;
@@ -64,8 +64,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             .then_some(())?;
         info!(user = %self.login.user, "disconnecting a user removed by a reload");
         self.replies.error(&ErrorReply::new(
-            1045,
-            "28000",
+            ER_ACCESS_DENIED_ERROR,
             format!(
                 "Access denied for user '{}'@'{}': the user was removed from node '{}'",
                 self.login.user, self.login.peer, self.node.config.name

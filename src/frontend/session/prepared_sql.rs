@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{End, Session};
 use crate::backend::wire::{ColumnKind, WireError};
-use crate::error::ErrorReply;
+use crate::error::{ER_UNKNOWN_STMT_HANDLER, ER_WRONG_ARGUMENTS, ErrorReply};
 use crate::sql::class::StatementClass;
 use crate::sql::classify::{Classified, classify};
 use crate::sql::inline::{inline, placeholders};
@@ -149,8 +149,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 let known = self.sql_statements.get(&name).cloned();
                 let Some(text) = known else {
                     self.replies.error(&ErrorReply::new(
-                        1243,
-                        "HY000",
+                        ER_UNKNOWN_STMT_HANDLER,
                         format!(
                             "Unknown prepared statement handler ({name}) given to EXECUTE: \
                              myrelay knows the statements prepared in a packet of their own on \
@@ -214,8 +213,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if placeholders(text) != using.len() {
             // What the server answers, without sending it something that might run unlogged.
             self.replies.error(&ErrorReply::new(
-                1210,
-                "HY000",
+                ER_WRONG_ARGUMENTS,
                 "Incorrect arguments to EXECUTE",
             ));
             return Ok(Plan::Done);
@@ -249,8 +247,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             Some(inlined) => Ok(Plan::RunInstead(inlined)),
             None => {
                 self.replies.error(&ErrorReply::new(
-                    1210,
-                    "HY000",
+                    ER_WRONG_ARGUMENTS,
                     "Incorrect arguments to EXECUTE",
                 ));
                 Ok(Plan::Done)

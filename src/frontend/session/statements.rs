@@ -15,7 +15,9 @@ use tracing::info;
 
 use super::{End, Session};
 use crate::backend::relay::Reply;
-use crate::error::ErrorReply;
+use crate::error::{
+    ER_NET_PACKET_TOO_LARGE, ER_NOT_SUPPORTED_YET, ER_PARSE_ERROR, ER_WRONG_ARGUMENTS, ErrorReply,
+};
 use crate::frontend::prepared::{ParamType, decode_execute};
 use crate::frontend::reply::OkInfo;
 use crate::sql::class::StatementClass;
@@ -82,8 +84,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         if classified.statements.len() > 1 {
             self.replies.error(&ErrorReply::new(
-                1064,
-                "42000",
+                ER_PARSE_ERROR,
                 "You have an error in your SQL syntax: a prepared statement holds one statement",
             ));
             return Ok(());
@@ -201,8 +202,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         };
         if p.returns_rows {
             self.replies.error(&ErrorReply::new(
-                1235,
-                "42000",
+                ER_NOT_SUPPORTED_YET,
                 "This version of myrelay doesn't yet support prepared writes that return rows \
                  (RETURNING) on a slave; send them as text",
             ));
@@ -210,8 +210,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         if std::mem::take(&mut p.long_data_overflow) {
             self.replies.error(&ErrorReply::new(
-                1153,
-                "08S01",
+                ER_NET_PACKET_TOO_LARGE,
                 format!(
                     "Got a packet bigger than 'max_allowed_packet' bytes: long data of statement {id} exceeded {}",
                     self.node.config.limits.max_allowed_packet
@@ -226,7 +225,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             Ok(d) => d,
             Err(e) => {
                 self.replies
-                    .error(&ErrorReply::new(1210, "HY000", e.to_string()));
+                    .error(&ErrorReply::new(ER_WRONG_ARGUMENTS, e.to_string()));
                 return Ok(());
             }
         };
@@ -248,8 +247,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let (_, charset) = self.session_context().await;
         let Some(text) = inline(&sql, &values, &charset) else {
             self.replies.error(&ErrorReply::new(
-                1210,
-                "HY000",
+                ER_WRONG_ARGUMENTS,
                 "Incorrect arguments to mysqld_stmt_execute: the parameters do not match the statement's placeholders",
             ));
             return Ok(());

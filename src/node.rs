@@ -19,7 +19,7 @@ use crate::backend::functions::StoredFunctions;
 use crate::backend::pool;
 use crate::backend::wire::{Greeting, Wire};
 use crate::config::{NodeConfig, NodeRole, User, UserRole};
-use crate::error::ErrorReply;
+use crate::error::{ER_CON_COUNT_ERROR, ER_TOO_MANY_USER_CONNECTIONS, ErrorReply};
 use crate::frontend::compress::{self, Switch};
 use crate::frontend::handshake::{HandshakeError, Offer, authenticate, is_ssl_request};
 use crate::frontend::reply::Replies;
@@ -456,8 +456,7 @@ async fn accept_loop(
                     Some(_permit) => serve_client(socket, peer, shared).await,
                     None => {
                         let refusal = ErrorReply::new(
-                            1040,
-                            "08004",
+                            ER_CON_COUNT_ERROR,
                             format!(
                                 "Too many connections: node '{}' serves at most {} clients",
                                 shared.config.name, shared.config.limits.max_connections
@@ -498,11 +497,7 @@ async fn open_backend(
     };
     match tokio::time::timeout_at(deadline, open).await {
         Ok(opened) => opened,
-        Err(_) => Err(ErrorReply::new(
-            2003,
-            "HY000",
-            format!("Can't connect to backend MySQL server at {addr}: timed out"),
-        )),
+        Err(_) => Err(shared.backend.cant_connect("timed out")),
     }
 }
 
@@ -701,8 +696,7 @@ async fn login_and_serve<R, W>(
         warn!(user = %login.user, limit, "refusing client: max_connections_per_user reached");
         replies.out.set_seq(login.next_seq);
         replies.error(&ErrorReply::new(
-            1203,
-            "42000",
+            ER_TOO_MANY_USER_CONNECTIONS,
             format!(
                 "User {} already has more than 'max_user_connections' active connections: \
                  node '{}' allows {limit} per user (limits.max_connections_per_user)",

@@ -12,6 +12,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, Value};
 
 use super::status::ApiStatus;
+use crate::error::{ER_ACCESS_DENIED_ERROR, ErrorReply};
 use crate::metrics::Refusal;
 use crate::node::NodeShared;
 
@@ -83,6 +84,16 @@ pub struct QueryError {
     pub message: String,
 }
 
+impl From<ErrorReply> for QueryError {
+    fn from(e: ErrorReply) -> QueryError {
+        QueryError {
+            code: e.code,
+            state: String::from_utf8_lossy(&e.state).into_owned(),
+            message: e.message,
+        }
+    }
+}
+
 impl From<mysql_async::Error> for QueryError {
     fn from(e: mysql_async::Error) -> QueryError {
         match e {
@@ -148,14 +159,14 @@ impl Consoles {
         if let Some(account) = node.users().get(user)
             && account.effective_role(browser) < account.effective_role(seen_as)
         {
-            return Err(QueryError {
-                code: 1045,
-                state: "28000".into(),
-                message: format!(
+            return Err(ErrorReply::new(
+                ER_ACCESS_DENIED_ERROR,
+                format!(
                     "Access denied for user '{user}' from {browser}: its admin rights hold only \
                      from its admin_from networks; use the CLI from there"
                 ),
-            });
+            )
+            .into());
         }
         let conn =
             tokio::time::timeout(QUERY_TIMEOUT, Conn::new(self.connect_opts(user, password)))

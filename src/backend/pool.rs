@@ -13,7 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::wire::{Greeting, Wire, WireError};
 
 use crate::config::NodeConfig;
-use crate::error::ErrorReply;
+use crate::error::{CR_CONN_HOST_ERROR, ER_CON_COUNT_ERROR, ER_NO_SUCH_THREAD, ErrorReply};
 
 /// How long a client waits for a free backend connection before it gets an error.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,8 +83,7 @@ impl Backend {
         match tokio::time::timeout(ACQUIRE_TIMEOUT, self.sessions.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(ErrorReply::new(
-                1040,
-                "08004",
+                ER_CON_COUNT_ERROR,
                 format!(
                     "Too many connections: all {} connections to backend {} are in use",
                     self.size, self.addr
@@ -121,23 +120,20 @@ impl Backend {
     pub async fn acquire(&self) -> Result<Conn, ErrorReply> {
         match tokio::time::timeout(ACQUIRE_TIMEOUT, self.pool.get_conn()).await {
             Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(ErrorReply::new(
-                2003,
-                "HY000",
-                format!(
-                    "Can't connect to backend MySQL server at {}: {e}",
-                    self.addr
-                ),
-            )),
-            Err(_) => Err(ErrorReply::new(
-                2003,
-                "HY000",
-                format!(
-                    "Can't connect to backend MySQL server at {}: timed out",
-                    self.addr
-                ),
-            )),
+            Ok(Err(e)) => Err(self.cant_connect(e)),
+            Err(_) => Err(self.cant_connect("timed out")),
         }
+    }
+
+    /// Error 2003 naming this backend and why it could not be reached.
+    pub fn cant_connect(&self, why: impl std::fmt::Display) -> ErrorReply {
+        ErrorReply::new(
+            CR_CONN_HOST_ERROR,
+            format!(
+                "Can't connect to backend MySQL server at {}: {why}",
+                self.addr
+            ),
+        )
     }
 
     /// Kills a backend connection (and so its running query) from another connection. Used when a
@@ -150,8 +146,8 @@ impl Backend {
         .await;
         match result {
             Ok(()) => tracing::debug!(connection_id, "killed abandoned backend connection"),
-            // 1094: unknown thread id, i.e. it already ended.
-            Err(mysql_async::Error::Server(e)) if e.code == 1094 => {}
+            // The connection already ended.
+            Err(mysql_async::Error::Server(e)) if e.code == ER_NO_SUCH_THREAD.code() => {}
             Err(e) => {
                 tracing::warn!(connection_id, error = %e, "could not kill backend connection")
             }

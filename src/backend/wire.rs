@@ -21,7 +21,7 @@ use mysql_common::scramble::scramble_native;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
-use crate::error::ErrorReply;
+use crate::error::{CR_CONN_HOST_ERROR, CR_MALFORMED_PACKET, CR_SERVER_LOST, ErrorReply};
 use crate::packet::{PacketError, PacketReader, PacketWriter};
 
 /// Largest packet read from the backend: a binlog event can be as large as the server's
@@ -65,7 +65,7 @@ impl WireError {
     pub fn unreachable(&self, what: &str) -> ErrorReply {
         match self {
             WireError::Server { .. } => self.reply(),
-            other => ErrorReply::new(2003, "HY000", format!("{what}: {other}")),
+            other => ErrorReply::new(CR_CONN_HOST_ERROR, format!("{what}: {other}")),
         }
     }
 
@@ -77,15 +77,13 @@ impl WireError {
                 code,
                 state,
                 message,
-            } => ErrorReply::new(*code, state, message.clone()),
+            } => ErrorReply::from_server(*code, state, message.clone()),
             WireError::Io { addr, source } => ErrorReply::new(
-                2013,
-                "HY000",
+                CR_SERVER_LOST,
                 format!("Lost connection to backend MySQL server at {addr} during query: {source}"),
             ),
             WireError::Protocol { addr, what } => ErrorReply::new(
-                2013,
-                "HY000",
+                CR_SERVER_LOST,
                 format!(
                     "Lost connection to backend MySQL server at {addr}: unexpected reply: {what}"
                 ),
@@ -593,8 +591,8 @@ fn server_error(payload: &[u8], caps: CapabilityFlags) -> WireError {
             message: e.message_str().into_owned(),
         },
         _ => WireError::Server {
-            code: 2027,
-            state: "HY000".into(),
+            code: CR_MALFORMED_PACKET.code(),
+            state: String::from_utf8_lossy(&CR_MALFORMED_PACKET.state()).into_owned(),
             message: "malformed error packet".into(),
         },
     }

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::reply::Replies;
 use crate::backend::wire::Greeting;
 use crate::config::{User, UserRole};
-use crate::error::ErrorReply;
+use crate::error::{ER_ACCESS_DENIED_ERROR, ErrorReply};
 use crate::packet::{PacketError, PacketReader};
 
 const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
@@ -325,7 +325,7 @@ where
                     if token.is_empty() { "NO" } else { "YES" }
                 )
             };
-            let err = ErrorReply::new(1045, "28000", message);
+            let err = ErrorReply::new(ER_ACCESS_DENIED_ERROR, message);
             replies.out.set_seq(seq);
             replies.error(&err);
             replies.out.flush().await.map_err(PacketError::from)?;

@@ -24,7 +24,10 @@ use super::reply::Replies;
 use crate::backend::relay::{RelayError, Relayed, Reply, relay};
 use crate::backend::wire::{Credentials, Greeting, Wire, WireError, ok_status};
 use crate::config::UserRole;
-use crate::error::ErrorReply;
+use crate::error::{
+    ER_CLIENT_INTERACTION_TIMEOUT, ER_NET_PACKET_TOO_LARGE, ER_PARSE_ERROR, ER_SERVER_SHUTDOWN,
+    ER_SPECIFIC_ACCESS_DENIED_ERROR, ER_UNKNOWN_COM_ERROR, ErrorReply,
+};
 use crate::metrics::Outcome;
 use crate::node::NodeShared;
 use crate::packet::{PacketError, PacketReader};
@@ -128,37 +131,77 @@ fn credentials<'a>(
     }
 }
 
-/// A logged-in client.
+/// A logged-in client: who it is, its two connections, and what the node keeps for it.
 pub struct Session<R, W> {
     node: Arc<NodeShared>,
-    reader: PacketReader<R>,
-    replies: Replies<W>,
     login: Login,
-    /// The client's own backend connection.
-    backend: Wire,
-    /// Its greeting, whose scramble COM_CHANGE_USER answers again.
-    greeting: Greeting,
-    db: Option<String>,
-    status: u16,
-    /// Sequence id of the current command's first reply.
-    reply_seq: u8,
-    /// A slave's connection to the master node for forwarded writes, and its status bits.
-    forward: Option<forward::Forward>,
-    /// Prepared statements of this client.
+    client: Client<R, W>,
+    backend: BackendSession,
+    /// A slave's route to the master for writes (unused on a master).
+    forwarding: forward::Forwarding,
     statements: statements::Statements,
-    /// SQL-level prepared statements of this client (`PREPARE name FROM …`).
-    sql_statements: prepared_sql::Registry,
-    /// The file the client sent for the `LOAD DATA LOCAL INFILE` about to run.
-    infile: Option<Bytes>,
-    /// `@@sql_mode` and `@@character_set_client` of the backend session, once asked.
-    context: Option<(String, String)>,
-    /// True when the last command was forwarded to the master, which holds its warnings.
-    forwarded: bool,
     /// Set when the statement under way was refused (for the counters).
     refused: bool,
-    /// A slave's statements that set session state (`SET`, `SELECT @v := …`), replayed on the
-    /// forward connection when it opens, so forwarded writes run in the same session state.
-    session_setup: Vec<String>,
+}
+
+/// The client's end of the connection: what it sends, how it is answered, and the file it
+/// handed over for the statement under way.
+struct Client<R, W> {
+    reader: PacketReader<R>,
+    replies: Replies<W>,
+    /// Sequence id of the current command's first reply.
+    reply_seq: u8,
+    /// The file the client sent for the `LOAD DATA LOCAL INFILE` about to run.
+    infile: Option<Bytes>,
+}
+
+/// The client's own backend connection and what the node knows of the session on it.
+struct BackendSession {
+    wire: Wire,
+    /// Its greeting, whose scramble COM_CHANGE_USER answers again.
+    greeting: Greeting,
+    /// The current database, as the backend's replies left it.
+    db: Option<String>,
+    /// Status bits of the last reply (is a transaction open?).
+    status: u16,
+    /// `@@sql_mode` and `@@character_set_client` of the session, once asked.
+    context: Option<(String, String)>,
+}
+
+impl<R, W: AsyncWrite + Unpin> Client<R, W> {
+    /// Tells the client its backend connection is lost; the session ends.
+    fn backend_lost(&mut self, err: &WireError) -> Result<(), End> {
+        warn!(error = %err, "backend connection lost");
+        self.replies.error(&err.reply());
+        Err(End::BackendGone)
+    }
+}
+
+impl BackendSession {
+    /// True while the connection holds an open transaction (explicit, or autocommit off).
+    fn in_transaction(&self) -> bool {
+        self.status & StatusFlags::SERVER_STATUS_IN_TRANS.bits() != 0
+            || self.status & StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits() == 0
+    }
+
+    /// The backend started the session over (COM_RESET_CONNECTION, a new user).
+    fn reset(&mut self) {
+        self.context = None;
+        self.db = None;
+        self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits();
+    }
+
+    /// Remembers the database a successful packet switched to (`USE db`).
+    fn track_use(&mut self, classified: &Classified) {
+        if let Some(db) = classified
+            .statements
+            .iter()
+            .rev()
+            .find_map(|s| s.use_database.clone())
+        {
+            self.db = Some(db);
+        }
+    }
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
@@ -174,22 +217,23 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     ) -> Self {
         Session {
             node,
-            reader,
-            replies,
-            db: login.db.clone(),
+            client: Client {
+                reader,
+                replies,
+                reply_seq: 1,
+                infile: None,
+            },
+            backend: BackendSession {
+                wire: backend,
+                greeting,
+                db: login.db.clone(),
+                status: StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits(),
+                context: None,
+            },
             login,
-            backend,
-            greeting,
-            status: StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits(),
-            reply_seq: 1,
-            forward: None,
+            forwarding: Default::default(),
             statements: Default::default(),
-            sql_statements: Default::default(),
-            infile: None,
-            context: None,
-            forwarded: false,
             refused: false,
-            session_setup: Vec::new(),
         }
     }
 
@@ -197,9 +241,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// client with the backend's OK or error; then serves commands until the client leaves.
     /// `compress` is turned on after that OK when the client negotiated compression.
     pub async fn run(mut self, compress: Switch) -> End {
-        self.replies.out.set_seq(self.login.next_seq);
+        self.client.replies.out.set_seq(self.login.next_seq);
         let node = self.node.clone();
-        let db = self.db.clone();
+        let db = self.backend.db.clone();
         let config = &node.config;
         let creds = credentials(
             &self.login,
@@ -207,33 +251,37 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             &config.backend_password,
             db.as_deref(),
         );
-        let login = self.backend.login(&self.greeting, &creds).await;
+        let login = self
+            .backend
+            .wire
+            .login(&self.backend.greeting, &creds)
+            .await;
         match login {
             Ok(ok) => {
-                self.status = ok_status(&ok).unwrap_or(self.status);
-                self.replies.out.packet(|b| b.extend_from_slice(&ok));
+                self.backend.status = ok_status(&ok).unwrap_or(self.backend.status);
+                self.client.replies.out.packet(|b| b.extend_from_slice(&ok));
             }
             Err(e) => {
                 warn!(error = %e, "backend login failed");
-                self.replies.error(&e.reply());
-                let _ = self.replies.out.shutdown().await;
+                self.client.replies.error(&e.reply());
+                let _ = self.client.replies.out.shutdown().await;
                 return End::Quit;
             }
         }
-        if self.replies.out.flush().await.is_err() {
+        if self.client.replies.out.flush().await.is_err() {
             return End::ClientGone;
         }
         if self.login.caps.contains(CapabilityFlags::CLIENT_COMPRESS) {
             compress.enable();
         }
-        let connection_id = self.backend.connection_id();
+        let connection_id = self.backend.wire.connection_id();
         self.node.sessions.add(connection_id, &self.login.user);
         let end = self.serve().await;
         self.node.sessions.remove(connection_id);
         if let End::Protocol(ref e) = end {
             warn!(error = %e, "closing connection: protocol violation");
         }
-        let _ = self.replies.out.shutdown().await;
+        let _ = self.client.replies.out.shutdown().await;
         end
     }
 
@@ -244,15 +292,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             let busy = self.holds_transaction();
             let idle = self.node.config.limits.idle_timeout;
             let next = tokio::select! {
-                read = self.reader.read(0) => read,
+                read = self.client.reader.read(0) => read,
                 () = idle_for(idle) => {
                     // As MySQL's wait_timeout: inside a transaction too, which then rolls back,
                     // so an abandoned client cannot hold its locks and backend connection.
                     info!(idle_secs = idle.map_or(0, |d| d.as_secs()), "disconnecting idle client");
-                    self.replies.out.set_seq(1);
-                    self.replies.error(&ErrorReply::new(
-                        4031,
-                        "HY000",
+                    self.client.replies.out.set_seq(1);
+                    self.client.replies.error(&ErrorReply::new(
+                        ER_CLIENT_INTERACTION_TIMEOUT,
                         format!(
                             "The client was disconnected by the server because of inactivity: node '{}' \
                              closes connections idle for {} s (limits.idle_timeout_secs)",
@@ -260,21 +307,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                             idle.map_or(0, |d| d.as_secs())
                         ),
                     ));
-                    let _ = self.replies.out.flush().await;
+                    let _ = self.client.replies.out.flush().await;
                     return End::Quit;
                 }
                 () = node.drained(), if !busy => {
                     // Queued as the answer to the client's next command (sequence id 1), which
                     // it then reads instead of a bare disconnect; a moment is left for that
                     // command to arrive, so that closing does not reset the connection first.
-                    self.replies.out.set_seq(1);
-                    self.replies.error(&ErrorReply::new(
-                        1053,
-                        "08S01",
+                    self.client.replies.out.set_seq(1);
+                    self.client.replies.error(&ErrorReply::new(
+                        ER_SERVER_SHUTDOWN,
                         format!("Server shutdown in progress: node '{}' is stopping", node.config.name),
                     ));
-                    let _ = self.replies.out.flush().await;
-                    let _ = tokio::time::timeout(Duration::from_secs(1), self.reader.read(0)).await;
+                    let _ = self.client.replies.out.flush().await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.client.reader.read(0)).await;
                     return End::Quit;
                 }
             };
@@ -283,22 +329,21 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 Ok(None) => return End::Quit,
                 Err(PacketError::TooLarge { size, limit }) => {
                     // Same code and text as MySQL, then close: the rest of the packet is unread.
-                    self.replies.out.set_seq(0);
-                    self.replies.error(&ErrorReply::new(
-                        1153,
-                        "08S01",
+                    self.client.replies.out.set_seq(0);
+                    self.client.replies.error(&ErrorReply::new(
+                        ER_NET_PACKET_TOO_LARGE,
                         format!(
                             "Got a packet bigger than 'max_allowed_packet' bytes ({size} > {limit})"
                         ),
                     ));
-                    let _ = self.replies.out.flush().await;
+                    let _ = self.client.replies.out.flush().await;
                     return End::Protocol(PacketError::TooLarge { size, limit });
                 }
                 Err(PacketError::Io(_)) => return End::ClientGone,
                 Err(e) => return End::Protocol(e),
             };
-            self.reply_seq = seq.wrapping_add(1);
-            self.replies.out.set_seq(self.reply_seq);
+            self.client.reply_seq = seq.wrapping_add(1);
+            self.client.replies.out.set_seq(self.client.reply_seq);
             if let Some(end) = self.removed_by_reload().await {
                 return end;
             }
@@ -307,14 +352,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             };
             if let Err(end) = self.handle(command, &packet).await {
                 if matches!(end, End::BackendGone) {
-                    let _ = self.replies.out.flush().await;
+                    let _ = self.client.replies.out.flush().await;
                 }
                 return end;
             }
             if command.unanswered() {
                 continue;
             }
-            if self.replies.out.flush().await.is_err() {
+            if self.client.replies.out.flush().await.is_err() {
                 return End::ClientGone;
             }
         }
@@ -325,8 +370,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         // After a write forwarded to the master, questions about it go there too; the
         // node's own status query (a slave asks it after each forwarded write) does not count.
         let status_query = matches!(command, Command::Query(body) if is_status_query(body));
-        let after_forward = !status_query && std::mem::take(&mut self.forwarded);
-        self.infile = None;
+        let after_forward = !status_query && self.forwarding.take_forwarded();
+        self.client.infile = None;
         match command {
             Command::Quit => return Err(End::Quit),
             Command::Query(_) if status_query => self.show_status().await,
@@ -344,7 +389,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             Command::InitDb(name) => {
                 let relayed = self.pass(packet, Reply::Single).await?;
                 if !relayed.failed {
-                    self.db = Some(String::from_utf8_lossy(name).into_owned());
+                    self.backend.db = Some(String::from_utf8_lossy(name).into_owned());
                 }
             }
             Command::FieldList => {
@@ -357,9 +402,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 if self.current_role() == UserRole::Admin {
                     self.pass(packet, Reply::Single).await?;
                 } else {
-                    self.replies.error(&ErrorReply::new(
-                        1227,
-                        "42000",
+                    self.client.replies.error(&ErrorReply::new(
+                        ER_SPECIFIC_ACCESS_DENIED_ERROR,
                         "Access denied; you need (at least one of) the SUPER privilege(s) for \
                          this operation: COM_DEBUG is for admin users of this node",
                     ));
@@ -368,9 +412,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             Command::SetOption(option) => {
                 let relayed = self.pass(packet, Reply::Single).await?;
                 if !relayed.failed {
-                    let mut caps = self.replies.caps();
+                    let mut caps = self.client.replies.caps();
                     caps.set(CapabilityFlags::CLIENT_MULTI_STATEMENTS, option == 0);
-                    self.replies.set_caps(caps);
+                    self.client.replies.set_caps(caps);
                 }
             }
             Command::StmtPrepare(sql) => self.prepare(packet, sql).await?,
@@ -392,9 +436,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     self.reset();
                 }
             }
-            Command::Unknown(other) => self.replies.error(&ErrorReply::new(
-                1047,
-                "08S01",
+            Command::Unknown(other) => self.client.replies.error(&ErrorReply::new(
+                ER_UNKNOWN_COM_ERROR,
                 format!("Unknown command 0x{other:02x}: myrelay does not support it yet"),
             )),
         }
@@ -405,13 +448,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// its backend connection did. An open forwarded transaction is rolled back with the
     /// forward connection.
     fn reset(&mut self) {
-        self.forward = None;
-        self.session_setup.clear();
+        self.forwarding.reset();
         self.statements.clear();
-        self.sql_statements.clear();
-        self.context = None;
-        self.db = None;
-        self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits();
+        self.backend.reset();
     }
 
     /// COM_CHANGE_USER: the user who proves their password gets the session, which the backend
@@ -419,10 +458,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     async fn change_user(&mut self, body: &[u8]) -> Result<(), End> {
         let users = self.node.users();
         let login = match change_user(
-            &mut self.reader,
-            &mut self.replies,
+            &mut self.client.reader,
+            &mut self.client.replies,
             body,
-            self.reply_seq,
+            self.client.reply_seq,
             &self.login,
             &users,
         )
@@ -450,33 +489,31 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             &config.backend_password,
             login.db.as_deref(),
         );
-        self.replies.out.set_seq(login.next_seq);
-        match self.backend.change_user(&self.greeting, &creds).await {
+        self.client.replies.out.set_seq(login.next_seq);
+        match self
+            .backend
+            .wire
+            .change_user(&self.backend.greeting, &creds)
+            .await
+        {
             Ok(ok) => {
                 info!(user = %login.user, role = login.role.as_str(), "changed user");
                 self.reset();
-                self.status = ok_status(&ok).unwrap_or(self.status);
-                self.db = login.db.clone();
+                self.backend.status = ok_status(&ok).unwrap_or(self.backend.status);
+                self.backend.db = login.db.clone();
                 self.node
                     .sessions
-                    .add(self.backend.connection_id(), &login.user);
+                    .add(self.backend.wire.connection_id(), &login.user);
                 self.login = login;
-                self.replies.out.packet(|b| b.extend_from_slice(&ok));
+                self.client.replies.out.packet(|b| b.extend_from_slice(&ok));
                 Ok(())
             }
             Err(e @ WireError::Server { .. }) => {
-                self.replies.error(&e.reply());
+                self.client.replies.error(&e.reply());
                 Ok(())
             }
-            Err(e) => self.backend_lost(&e),
+            Err(e) => self.client.backend_lost(&e),
         }
-    }
-
-    /// Tells the client its backend connection is lost; the session ends.
-    fn backend_lost(&mut self, err: &WireError) -> Result<(), End> {
-        warn!(error = %err, "backend connection lost");
-        self.replies.error(&err.reply());
-        Err(End::BackendGone)
     }
 
     /// Sends `packet` (a command as the client sent it) to the backend and relays the reply.
@@ -495,27 +532,27 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         body: &[u8],
         reply: Reply,
     ) -> Result<Relayed, End> {
-        if let Err(e) = self.backend.command(command, body).await {
-            self.backend_lost(&e)?;
+        if let Err(e) = self.backend.wire.command(command, body).await {
+            self.client.backend_lost(&e)?;
         }
         let outcome = tokio::select! {
-            r = relay(&mut self.backend, &mut self.replies.out, reply, &mut self.infile) => Some(r),
-            () = self.reader.closed() => None,
+            r = relay(&mut self.backend.wire, &mut self.client.replies.out, reply, &mut self.client.infile) => Some(r),
+            () = self.client.reader.closed() => None,
         };
         match outcome {
             Some(Ok(relayed)) => {
                 if let Some(status) = relayed.status {
-                    self.status = status;
+                    self.backend.status = status;
                 }
                 Ok(relayed)
             }
             Some(Err(RelayError::Backend(e))) => {
-                self.backend_lost(&e)?;
+                self.client.backend_lost(&e)?;
                 Ok(Relayed::default())
             }
             Some(Err(RelayError::Client(_))) | None => {
                 // The reply was not read to its end: the statement must not run on unattended.
-                let connection_id = self.backend.connection_id();
+                let connection_id = self.backend.wire.connection_id();
                 info!(
                     connection_id,
                     "client left mid-statement; killing its backend query"
@@ -557,15 +594,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Ok(());
         }
         debug!(class = classified.class().as_str(), "executing");
-        self.forget_context(&classified);
-        if is_local_infile(&text) && !self.receive_infile(&text).await? {
+        self.backend.forget_context(&classified);
+        if is_local_infile(&text)
+            && !self
+                .client
+                .receive_infile(&text, self.node.config.limits.max_local_infile)
+                .await?
+        {
             return Ok(());
         }
         self.refused = false;
         let (ran, outcome) = if self.forwards(&classified) {
             (self.forward(sql).await, Outcome::Forwarded)
         } else {
-            let in_transaction = self.in_transaction();
+            let in_transaction = self.backend.in_transaction();
             let ran = self.execute(sql).await;
             if classified.class() >= StatementClass::Ddl {
                 // It may have created or replaced a stored function (an admin packet too: a
@@ -573,9 +615,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 self.node.functions.invalidate();
             }
             if matches!(ran, Ok(true)) {
-                self.track_use(&classified);
+                self.backend.track_use(&classified);
                 self.mirror_session(&text, &classified).await;
-                if !self.in_transaction()
+                if !self.backend.in_transaction()
                     && (in_transaction || classified.class() >= StatementClass::Transaction)
                 {
                     self.await_acknowledgement().await;
@@ -598,13 +640,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     /// True while a transaction is open: on the backend connection, or forwarded to the master.
     fn holds_transaction(&self) -> bool {
-        self.in_transaction() || self.forward.as_ref().is_some_and(|f| f.in_transaction())
-    }
-
-    /// True while the backend connection holds an open transaction (explicit, or autocommit off).
-    fn in_transaction(&self) -> bool {
-        self.status & StatusFlags::SERVER_STATUS_IN_TRANS.bits() != 0
-            || self.status & StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits() == 0
+        self.backend.in_transaction() || self.forwarding.in_transaction()
     }
 
     /// On a master with `replication.ack`, holds the OK of a statement that may have committed
@@ -640,19 +676,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             user: &self.login.user,
             user_role: self.current_role(),
             forward_writes: self.node.replica.is_some(),
-            current_db: self.db.as_deref(),
-        }
-    }
-
-    /// Remembers the database a successful packet switched to (`USE db`).
-    fn track_use(&mut self, classified: &Classified) {
-        if let Some(db) = classified
-            .statements
-            .iter()
-            .rev()
-            .find_map(|s| s.use_database.clone())
-        {
-            self.db = Some(db);
+            current_db: self.backend.db.as_deref(),
         }
     }
 
@@ -665,13 +689,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         if classified.statements.len() > 1
             && !self
+                .client
                 .replies
                 .caps()
                 .contains(CapabilityFlags::CLIENT_MULTI_STATEMENTS)
         {
             return Some(ErrorReply::new(
-                1064,
-                "42000",
+                ER_PARSE_ERROR,
                 "You have an error in your SQL syntax: this client did not enable multi-statements, \
                  so a packet may hold only one statement",
             ));
@@ -688,7 +712,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             // A user may kill its own connections on this node, whatever its role.
             return None;
         }
-        let mut db = self.db.as_deref();
+        let mut db = self.backend.db.as_deref();
         let mut judged = Vec::with_capacity(classified.statements.len());
         for stmt in &classified.statements {
             judged.push((stmt, db));

@@ -25,7 +25,9 @@ use super::channel::{self, Message};
 use super::gtid::{Gtid, Position};
 use super::master::{DEAD_AFTER, HEARTBEAT, unix_ms};
 use super::slave::Replica;
-use crate::error::ErrorReply;
+use crate::error::{
+    CR_CONN_HOST_ERROR, ER_ACCESS_DENIED_ERROR, ER_PARSE_ERROR, ER_UNKNOWN_COM_ERROR, ErrorReply,
+};
 use crate::frontend::reply::{OkInfo, Replies};
 use crate::packet::{PacketReader, PacketWriter};
 use crate::sql::replica::{ReplicaQuery, replica_query};
@@ -71,8 +73,7 @@ pub async fn serve(replica: Arc<Replica>, socket: TcpStream) -> Result<(), Strin
             // An error in place of the greeting: the replica logs it and retries.
             let mut replies = Replies::new(out, feed_caps());
             replies.error(&ErrorReply::new(
-                2003,
-                "HY000",
+                CR_CONN_HOST_ERROR,
                 format!("myrelay: the master node is unreachable: {why}"),
             ));
             let _ = replies.out.flush().await;
@@ -110,8 +111,7 @@ pub async fn serve(replica: Arc<Replica>, socket: TcpStream) -> Result<(), Strin
     let expected = scramble_native(&nonce, password.as_bytes()).map(|s| s.to_vec());
     if login.user() != FEED_USER.as_bytes() || Some(login.scramble_buf()) != expected.as_deref() {
         replies.error(&ErrorReply::new(
-            1045,
-            "28000",
+            ER_ACCESS_DENIED_ERROR,
             "Access denied: only the node's own backend replicates from its feed",
         ));
         let _ = replies.out.flush().await;
@@ -159,8 +159,7 @@ pub async fn serve(replica: Arc<Replica>, socket: TcpStream) -> Result<(), Strin
                     }
                     ReplicaQuery::Set => replies.ok(&OkInfo::status(status)),
                     ReplicaQuery::Other => replies.error(&ErrorReply::new(
-                        1064,
-                        "42000",
+                        ER_PARSE_ERROR,
                         "myrelay's binlog feed answers only what a replica asks",
                     )),
                 }
@@ -184,8 +183,7 @@ pub async fn serve(replica: Arc<Replica>, socket: TcpStream) -> Result<(), Strin
                 .await;
             }
             other => replies.error(&ErrorReply::new(
-                1047,
-                "08S01",
+                ER_UNKNOWN_COM_ERROR,
                 format!("Unknown command 0x{other:02x} on myrelay's binlog feed"),
             )),
         }

@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use super::{End, Session, credentials};
 use crate::backend::relay::{RelayError, Reply, relay};
 use crate::backend::wire::{Wire, WireError};
-use crate::error::ErrorReply;
+use crate::error::{ER_UNKNOWN_ERROR, ErrorReply};
 use crate::replication::gtid::Position;
 use crate::sql::class::StatementClass;
 use crate::sql::classify::Classified;
@@ -41,10 +41,56 @@ pub(super) struct Forward {
     db: Option<String>,
 }
 
-impl Forward {
+/// A slave session's route to the master for writes: the forward connection once a write
+/// needed it, and what it must carry of the client's session.
+#[derive(Default)]
+pub(super) struct Forwarding {
+    conn: Option<Forward>,
+    /// True when the last command was forwarded to the master, which holds its warnings.
+    forwarded: bool,
+    /// The statements that set session state (`SET`, `SELECT @v := …`), replayed on the
+    /// forward connection when it opens, so forwarded writes run in the same session state.
+    setup: Vec<String>,
+}
+
+impl Forwarding {
     /// True while a transaction is open on the master.
     pub(super) fn in_transaction(&self) -> bool {
-        self.status & StatusFlags::SERVER_STATUS_IN_TRANS.bits() != 0
+        self.conn
+            .as_ref()
+            .is_some_and(|f| f.status & StatusFlags::SERVER_STATUS_IN_TRANS.bits() != 0)
+    }
+
+    /// Whether the last command was forwarded; the next one asks afresh.
+    pub(super) fn take_forwarded(&mut self) -> bool {
+        std::mem::take(&mut self.forwarded)
+    }
+
+    /// The client's session started over: closing the forward connection rolls back what is
+    /// open there, and nothing is left to replay.
+    pub(super) fn reset(&mut self) {
+        self.conn = None;
+        self.setup.clear();
+    }
+
+    /// Keeps a statement that set session state (it ran here) to replay on a forward
+    /// connection yet to open, and runs it on the one open now.
+    async fn mirror(&mut self, text: &str) {
+        if self.setup.len() < MAX_SESSION_SETUP {
+            self.setup.push(text.to_string());
+        } else {
+            warn!(
+                kept = MAX_SESSION_SETUP,
+                "too many session statements to replay on a new forward connection; later ones \
+                 reach the master only while it is connected"
+            );
+        }
+        if let Some(fwd) = self.conn.as_mut()
+            && let Err(e) = fwd.wire.query(text).await
+        {
+            warn!(error = %e, "could not mirror session state to the master; reconnecting");
+            self.conn = None;
+        }
     }
 }
 
@@ -61,7 +107,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return false;
         }
         if self
-            .forward
+            .forwarding
+            .conn
             .as_ref()
             .is_some_and(|f| open_transaction(f.status))
         {
@@ -83,7 +130,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     }
 
     async fn master_conn(&mut self) -> Result<(), ErrorReply> {
-        if self.forward.is_some() {
+        if self.forwarding.conn.is_some() {
             return Ok(());
         }
         let config = &self.node.config;
@@ -91,7 +138,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             .master
             .as_deref()
             .and_then(|m| m.parse().ok())
-            .ok_or_else(|| ErrorReply::new(1105, "HY000", "this slave has no master address"))?;
+            .ok_or_else(|| ErrorReply::new(ER_UNKNOWN_ERROR, "this slave has no master address"))?;
         let password = self
             .node
             .users()
@@ -101,15 +148,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let what = format!("Can't forward the write to the master at {addr}");
         let unreachable = |e: WireError| e.unreachable(&what);
         let (mut wire, greeting) = Wire::open(addr).await.map_err(unreachable)?;
-        let creds = credentials(&self.login, &self.login.user, &password, self.db.as_deref());
+        let creds = credentials(
+            &self.login,
+            &self.login.user,
+            &password,
+            self.backend.db.as_deref(),
+        );
         wire.login(&greeting, &creds).await.map_err(unreachable)?;
-        for setup in &self.session_setup {
+        for setup in &self.forwarding.setup {
             wire.query(setup).await.map_err(unreachable)?;
         }
-        self.forward = Some(Forward {
+        self.forwarding.conn = Some(Forward {
             wire,
             status: StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits(),
-            db: self.db.clone(),
+            db: self.backend.db.clone(),
         });
         Ok(())
     }
@@ -117,29 +169,29 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// Relays the packet through the master node, then waits for this slave to catch up.
     pub(super) async fn forward(&mut self, sql: &[u8]) -> Result<(), End> {
         if let Err(e) = self.master_conn().await {
-            self.replies.error(&e);
+            self.client.replies.error(&e);
             return Ok(());
         }
-        let Some(fwd) = self.forward.as_mut() else {
+        let Some(fwd) = self.forwarding.conn.as_mut() else {
             return Ok(());
         };
-        if fwd.db != self.db
-            && let Some(db) = &self.db
+        if fwd.db != self.backend.db
+            && let Some(db) = &self.backend.db
         {
             if let Err(e) = fwd.wire.query(&format!("USE {}", quote_ident(db))).await {
-                self.replies.error(&e.reply());
-                self.forward = None;
+                self.client.replies.error(&e.reply());
+                self.forwarding.conn = None;
                 return Ok(());
             }
-            fwd.db = self.db.clone();
+            fwd.db = self.backend.db.clone();
         }
-        self.forwarded = true;
+        self.forwarding.forwarded = true;
         let sent = fwd.wire.command(0x03, sql).await;
         let outcome = match sent {
             Err(e) => Some(Err(RelayError::Backend(e))),
             Ok(()) => tokio::select! {
-                r = relay(&mut fwd.wire, &mut self.replies.out, Reply::Results { cursor: false }, &mut self.infile) => Some(r),
-                () = self.reader.closed() => None,
+                r = relay(&mut fwd.wire, &mut self.client.replies.out, Reply::Results { cursor: false }, &mut self.client.infile) => Some(r),
+                () = self.client.reader.closed() => None,
             },
         };
         match outcome {
@@ -151,13 +203,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             Some(Err(RelayError::Backend(e))) => {
                 // The client may have part of a reply: it cannot go on reading this one.
                 warn!(error = %e, "lost the connection to the master");
-                self.forward = None;
-                self.replies.error(&e.reply());
+                self.forwarding.conn = None;
+                self.client.replies.error(&e.reply());
                 return Err(End::BackendGone);
             }
             Some(Err(RelayError::Client(_))) | None => {
                 info!("client left during a forwarded statement");
-                self.forward = None; // closing it makes the master abandon the statement
+                self.forwarding.conn = None; // closing it makes the master abandon the statement
                 return Err(End::ClientGone);
             }
         }
@@ -193,25 +245,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// On a slave, a statement that set session state (it ran here) runs on the forward
     /// connection too, or is kept to run there when it opens.
     pub(super) async fn mirror_session(&mut self, text: &str, classified: &Classified) {
-        if self.node.replica.is_none()
-            || !(classified.class() == StatementClass::Session || assigns_user_variable(text))
+        if self.node.replica.is_some()
+            && (classified.class() == StatementClass::Session || assigns_user_variable(text))
         {
-            return;
-        }
-        if self.session_setup.len() < MAX_SESSION_SETUP {
-            self.session_setup.push(text.to_string());
-        } else {
-            warn!(
-                kept = MAX_SESSION_SETUP,
-                "too many session statements to replay on a new forward connection; later ones \
-                 reach the master only while it is connected"
-            );
-        }
-        if let Some(fwd) = self.forward.as_mut()
-            && let Err(e) = fwd.wire.query(text).await
-        {
-            warn!(error = %e, "could not mirror session state to the master; reconnecting");
-            self.forward = None;
+            self.forwarding.mirror(text).await;
         }
     }
 }

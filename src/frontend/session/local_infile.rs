@@ -7,15 +7,14 @@ use bytes::Bytes;
 use mysql_common::constants::CapabilityFlags;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{End, Session};
-use crate::error::ErrorReply;
+use super::{Client, End, Session};
+use crate::error::{ER_NOT_ALLOWED_COMMAND, ErrorReply};
 use crate::packet::PacketError;
 use crate::sql::local_infile::local_infile_name;
 
 fn refused(why: &str) -> ErrorReply {
     ErrorReply::new(
-        1148,
-        "42000",
+        ER_NOT_ALLOWED_COMMAND,
         format!("LOAD DATA LOCAL INFILE is not allowed through myrelay {why}"),
     )
 }
@@ -31,6 +30,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             ));
         }
         if !self
+            .client
             .replies
             .caps()
             .contains(CapabilityFlags::CLIENT_LOCAL_FILES)
@@ -44,12 +44,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         None
     }
+}
 
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Client<R, W> {
     /// Asks the client for the file of `text` and keeps it for the statement. Ok(false) when the
-    /// client was answered with an error instead (the file was too large).
-    pub(super) async fn receive_infile(&mut self, text: &str) -> Result<bool, End> {
+    /// client was answered with an error instead (the file was over `limit` bytes).
+    pub(super) async fn receive_infile(&mut self, text: &str, limit: usize) -> Result<bool, End> {
         let name = local_infile_name(text).unwrap_or_default();
-        let limit = self.node.config.limits.max_local_infile;
         self.replies.out.packet(|b| {
             b.push(0xFB);
             b.extend_from_slice(name.as_bytes());

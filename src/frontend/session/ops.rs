@@ -8,7 +8,7 @@ use tracing::info;
 
 use super::{End, Session};
 use crate::config::UserRole;
-use crate::error::ErrorReply;
+use crate::error::{ER_ACCESS_DENIED_ERROR, ErrorReply};
 use crate::metrics::{Outcome, Refusal, truncate_statement};
 use crate::replication::master::unix_ms;
 use crate::sql::class::StatementClass;
@@ -30,7 +30,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 reason: refusal.message.clone(),
             },
         );
-        self.replies.error(refusal);
+        self.client.replies.error(refusal);
     }
 
     /// Counts a statement that was let through, unless something on its way refused it after all.
@@ -63,15 +63,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             .is_none()
             .then_some(())?;
         info!(user = %self.login.user, "disconnecting a user removed by a reload");
-        self.replies.error(&ErrorReply::new(
-            1045,
-            "28000",
+        self.client.replies.error(&ErrorReply::new(
+            ER_ACCESS_DENIED_ERROR,
             format!(
                 "Access denied for user '{}'@'{}': the user was removed from node '{}'",
                 self.login.user, self.login.peer, self.node.config.name
             ),
         ));
-        let _ = self.replies.out.flush().await;
+        let _ = self.client.replies.out.flush().await;
         Some(End::Quit)
     }
 }

@@ -8,21 +8,16 @@
 //! binary-protocol prepared writes. `PREPARE` itself stays on the node's own backend
 //! (it is session state), after the policy has judged the statement it prepares.
 
-use std::collections::HashMap;
-
 use mysql_common::value::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{End, Session};
+use super::{BackendSession, End, Session};
 use crate::backend::wire::{ColumnKind, WireError};
-use crate::error::ErrorReply;
+use crate::error::{ER_UNKNOWN_STMT_HANDLER, ER_WRONG_ARGUMENTS, ErrorReply};
 use crate::sql::class::StatementClass;
 use crate::sql::classify::{Classified, classify};
 use crate::sql::inline::{inline, placeholders};
 use crate::sql::prepare::{PreparedSql, Source};
-
-/// The SQL each statement name was prepared from.
-pub(super) type Registry = HashMap<String, String>;
 
 /// A text row's values typed by their columns: integers and floating-point numbers as numbers,
 /// everything else as its bytes, NULL as NULL.
@@ -60,13 +55,7 @@ pub(super) enum Plan {
     RunInstead(String),
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
-    /// True when the node sends changes somewhere else (a slave forwards them to the master):
-    /// only then must an `EXECUTE` name what it runs.
-    fn relays_changes(&self) -> bool {
-        self.node.replica.is_some()
-    }
-
+impl BackendSession {
     /// Forgets the remembered `sql_mode` and client charset when `classified` may change them.
     pub(super) fn forget_context(&mut self, classified: &Classified) {
         let keeps = classified.statements.iter().all(|s| match s.class {
@@ -87,7 +76,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return known.clone();
         }
         let asked = self
-            .backend
+            .wire
             .query("SELECT @@session.sql_mode, @@session.character_set_client")
             .await;
         match asked.ok().and_then(|rows| rows.into_iter().next()) {
@@ -103,6 +92,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             None => (String::new(), "utf8mb4".into()),
         }
     }
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+    /// True when the node sends changes somewhere else (a slave forwards them to the master):
+    /// only then must an `EXECUTE` name what it runs.
+    fn relays_changes(&self) -> bool {
+        self.node.replica.is_some()
+    }
 
     /// Handles `command` (the packet `sql`): judged on every node, inlined on a slave.
     pub(super) async fn prepared_sql(
@@ -110,7 +107,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         sql: &[u8],
         command: PreparedSql,
     ) -> Result<Plan, End> {
-        self.context = None;
+        self.backend.context = None;
         // Whatever is not resolved here runs as sent, through classification and policy.
         let as_sent = || Ok(Plan::RunInstead(String::from_utf8_lossy(sql).into_owned()));
         // A master runs them as sent; it reads a statement held in a user variable first only to
@@ -131,7 +128,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         match command {
             PreparedSql::Prepare { name, source } => {
                 // The server drops the old statement of that name whatever happens next.
-                self.sql_statements.remove(&name);
+                self.statements.by_name.remove(&name);
                 let Some(text) = self.source_text(&source).await else {
                     return as_sent();
                 };
@@ -141,16 +138,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     return Ok(Plan::Done);
                 }
                 if self.execute(sql).await? && self.relays_changes() {
-                    self.sql_statements.insert(name, text);
+                    self.statements.by_name.insert(name, text);
                 }
                 Ok(Plan::Done)
             }
             PreparedSql::Execute { name, using } => {
-                let known = self.sql_statements.get(&name).cloned();
+                let known = self.statements.by_name.get(&name).cloned();
                 let Some(text) = known else {
-                    self.replies.error(&ErrorReply::new(
-                        1243,
-                        "HY000",
+                    self.client.replies.error(&ErrorReply::new(
+                        ER_UNKNOWN_STMT_HANDLER,
                         format!(
                             "Unknown prepared statement handler ({name}) given to EXECUTE: \
                              myrelay knows the statements prepared in a packet of their own on \
@@ -178,7 +174,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
             PreparedSql::Deallocate { name } => {
                 if self.execute(sql).await? {
-                    self.sql_statements.remove(&name);
+                    self.statements.by_name.remove(&name);
                 }
                 Ok(Plan::Done)
             }
@@ -191,6 +187,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             Source::Literal(text) => Some(text.clone()),
             Source::Variable(var) => self
                 .backend
+                .wire
                 .query_value(&format!("SELECT {var}"))
                 .await
                 .ok()
@@ -213,9 +210,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         if placeholders(text) != using.len() {
             // What the server answers, without sending it something that might run unlogged.
-            self.replies.error(&ErrorReply::new(
-                1210,
-                "HY000",
+            self.client.replies.error(&ErrorReply::new(
+                ER_WRONG_ARGUMENTS,
                 "Incorrect arguments to EXECUTE",
             ));
             return Ok(Plan::Done);
@@ -226,6 +222,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             // Each value with the type its column reports, as EXECUTE would bind it.
             match self
                 .backend
+                .wire
                 .query_typed(&format!("SELECT {}", using.join(", ")))
                 .await
             {
@@ -235,22 +232,21 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     .map(|row| typed_values(&kinds, row))
                     .unwrap_or_default(),
                 Err(e @ WireError::Server { .. }) => {
-                    self.replies.error(&e.reply());
+                    self.client.replies.error(&e.reply());
                     return Ok(Plan::Done);
                 }
                 Err(e) => {
-                    self.backend_lost(&e)?;
+                    self.client.backend_lost(&e)?;
                     return Ok(Plan::Done);
                 }
             }
         };
-        let (_, charset) = self.session_context().await;
+        let (_, charset) = self.backend.session_context().await;
         match inline(text, &values, &charset) {
             Some(inlined) => Ok(Plan::RunInstead(inlined)),
             None => {
-                self.replies.error(&ErrorReply::new(
-                    1210,
-                    "HY000",
+                self.client.replies.error(&ErrorReply::new(
+                    ER_WRONG_ARGUMENTS,
                     "Incorrect arguments to EXECUTE",
                 ));
                 Ok(Plan::Done)

@@ -87,7 +87,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     async fn procedure_body(&mut self, name: &str) -> Option<String> {
         let (db, proc) = match name.split_once('.') {
             Some((db, proc)) => (db.to_string(), proc.to_string()),
-            None => (self.db.clone()?, name.to_string()),
+            None => (self.backend.db.clone()?, name.to_string()),
         };
         let mut conn = self.node.backend.acquire().await.ok()?;
         conn.exec_first::<Option<String>, _, _>(BODY_SQL, (db, proc))

@@ -15,7 +15,9 @@ use tracing::info;
 
 use super::{End, Session};
 use crate::backend::relay::Reply;
-use crate::error::ErrorReply;
+use crate::error::{
+    ER_NET_PACKET_TOO_LARGE, ER_NOT_SUPPORTED_YET, ER_PARSE_ERROR, ER_WRONG_ARGUMENTS, ErrorReply,
+};
 use crate::frontend::prepared::{ParamType, decode_execute};
 use crate::frontend::reply::OkInfo;
 use crate::sql::class::StatementClass;
@@ -38,16 +40,51 @@ pub(super) struct Prepared {
     long_data_overflow: bool,
 }
 
-/// The client's prepared statements, by the backend's statement id.
+/// The client's prepared statements: the binary protocol's by the backend's statement id, and
+/// the SQL-level ones (`PREPARE name FROM …`) by name, with the SQL each was prepared from
+/// (kept by a slave, which runs their writes as text).
 #[derive(Default)]
 pub(super) struct Statements {
     by_id: HashMap<u32, Prepared>,
+    pub(super) by_name: HashMap<String, String>,
 }
 
 impl Statements {
     /// Forgets every statement (the backend forgot them: COM_RESET_CONNECTION, a new user).
     pub(super) fn clear(&mut self) {
         self.by_id.clear();
+        self.by_name.clear();
+    }
+
+    /// Keeps a chunk of long data for statement `id` when it runs as text (false: it does
+    /// not, and the backend takes the chunk). Past `limit` bytes the data is dropped and the
+    /// next execute fails, as in MySQL.
+    fn keep_long_data(&mut self, id: u32, param: u16, chunk: &[u8], limit: usize) -> bool {
+        let Some(p) = self.by_id.get_mut(&id).filter(|p| p.as_text) else {
+            return false;
+        };
+        let held: usize = p.long_data.values().map(Vec::len).sum();
+        if held + chunk.len() > limit {
+            p.long_data.clear();
+            p.long_data_overflow = true;
+        } else if !p.long_data_overflow {
+            p.long_data
+                .entry(param)
+                .or_default()
+                .extend_from_slice(chunk);
+        }
+        true
+    }
+
+    /// Drops the long data kept for statement `id` when it runs as text (false: it does not,
+    /// and the backend resets its own statement).
+    fn reset_long_data(&mut self, id: u32) -> bool {
+        let Some(p) = self.by_id.get_mut(&id).filter(|p| p.as_text) else {
+            return false;
+        };
+        p.long_data.clear();
+        p.long_data_overflow = false;
+        true
     }
 }
 
@@ -81,9 +118,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Ok(());
         }
         if classified.statements.len() > 1 {
-            self.replies.error(&ErrorReply::new(
-                1064,
-                "42000",
+            self.client.replies.error(&ErrorReply::new(
+                ER_PARSE_ERROR,
                 "You have an error in your SQL syntax: a prepared statement holds one statement",
             ));
             return Ok(());
@@ -119,42 +155,26 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         chunk: &[u8],
     ) -> Result<(), End> {
         let limit = self.node.config.limits.max_allowed_packet;
-        match self.statements.by_id.get_mut(&id) {
-            Some(p) if p.as_text => {
-                let held: usize = p.long_data.values().map(Vec::len).sum();
-                if held + chunk.len() > limit {
-                    p.long_data.clear();
-                    p.long_data_overflow = true;
-                } else if !p.long_data_overflow {
-                    p.long_data
-                        .entry(param)
-                        .or_default()
-                        .extend_from_slice(chunk);
-                }
-                Ok(())
-            }
-            _ => self.send_only(packet).await,
+        if self.statements.keep_long_data(id, param, chunk, limit) {
+            return Ok(());
         }
+        self.send_only(packet).await
     }
 
     /// Sends a command the backend does not answer.
     async fn send_only(&mut self, packet: &[u8]) -> Result<(), End> {
         if let Some((&command, body)) = packet.split_first()
-            && let Err(e) = self.backend.command(command, body).await
+            && let Err(e) = self.backend.wire.command(command, body).await
         {
-            return self.backend_lost(&e);
+            return self.client.backend_lost(&e);
         }
         Ok(())
     }
 
     /// COM_STMT_RESET: the backend's statement is reset, and the long data the node kept.
     pub(super) async fn reset_statement(&mut self, packet: &[u8], id: u32) -> Result<(), End> {
-        if let Some(p) = self.statements.by_id.get_mut(&id)
-            && p.as_text
-        {
-            p.long_data.clear();
-            p.long_data_overflow = false;
-            self.replies.ok(&OkInfo::status(self.status));
+        if self.statements.reset_long_data(id) {
+            self.client.replies.ok(&OkInfo::status(self.backend.status));
             return Ok(());
         }
         self.pass(packet, Reply::Single).await.map(drop)
@@ -181,7 +201,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Ok(());
         };
         let (classified, sql, as_text) = (p.classified.clone(), p.sql.clone(), p.as_text);
-        self.forget_context(&classified);
+        self.backend.forget_context(&classified);
         if let Some(refusal) = self.statement_refusal(&classified) {
             self.refuse(&sql, &classified, &refusal);
             return Ok(());
@@ -200,18 +220,16 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Ok(());
         };
         if p.returns_rows {
-            self.replies.error(&ErrorReply::new(
-                1235,
-                "42000",
+            self.client.replies.error(&ErrorReply::new(
+                ER_NOT_SUPPORTED_YET,
                 "This version of myrelay doesn't yet support prepared writes that return rows \
                  (RETURNING) on a slave; send them as text",
             ));
             return Ok(());
         }
         if std::mem::take(&mut p.long_data_overflow) {
-            self.replies.error(&ErrorReply::new(
-                1153,
-                "08S01",
+            self.client.replies.error(&ErrorReply::new(
+                ER_NET_PACKET_TOO_LARGE,
                 format!(
                     "Got a packet bigger than 'max_allowed_packet' bytes: long data of statement {id} exceeded {}",
                     self.node.config.limits.max_allowed_packet
@@ -225,8 +243,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let decoded = match decode_execute(body, p.params, p.types.as_deref(), &long) {
             Ok(d) => d,
             Err(e) => {
-                self.replies
-                    .error(&ErrorReply::new(1210, "HY000", e.to_string()));
+                self.client
+                    .replies
+                    .error(&ErrorReply::new(ER_WRONG_ARGUMENTS, e.to_string()));
                 return Ok(());
             }
         };
@@ -245,11 +264,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             .collect();
         p.long_data.clear();
         let sql = p.sql.clone();
-        let (_, charset) = self.session_context().await;
+        let (_, charset) = self.backend.session_context().await;
         let Some(text) = inline(&sql, &values, &charset) else {
-            self.replies.error(&ErrorReply::new(
-                1210,
-                "HY000",
+            self.client.replies.error(&ErrorReply::new(
+                ER_WRONG_ARGUMENTS,
                 "Incorrect arguments to mysqld_stmt_execute: the parameters do not match the statement's placeholders",
             ));
             return Ok(());

@@ -132,10 +132,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             .iter()
             .map(|(n, numeric)| column(n, *numeric))
             .collect();
-        self.replies.columns(&columns, self.status);
+        self.client.replies.columns(&columns, self.backend.status);
         for row in &rows {
-            self.replies.text_row(row);
+            self.client.replies.text_row(row);
         }
-        self.replies.end_of_rows(0, self.status);
+        self.client.replies.end_of_rows(0, self.backend.status);
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -102,9 +103,29 @@ pub struct User {
     pub admin_from: Vec<IpNet>,
     /// This user may only log in over TLS.
     pub require_tls: bool,
+    /// GRANT-style patterns of the databases this user's statements may touch; `None`: its
+    /// role's default (everything for admins, all but the system schemas for the others).
+    pub databases: Option<Arc<[String]>>,
+}
+
+/// What a user may do from where it connected: its role there and its databases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The role in force.
+    pub role: UserRole,
+    /// The user's `databases` patterns, if it has any.
+    pub databases: Option<Arc<[String]>>,
 }
 
 impl User {
+    /// This user's grant when connecting from `peer`.
+    pub fn grant(&self, peer: IpAddr) -> Grant {
+        Grant {
+            role: self.effective_role(peer),
+            databases: self.databases.clone(),
+        }
+    }
+
     /// The role this user has when connecting from `peer`: critical statements are filtered by source.
     pub fn effective_role(&self, peer: IpAddr) -> UserRole {
         if self.role == UserRole::Admin
@@ -368,6 +389,7 @@ struct RawUser {
     admin_from: Vec<String>,
     #[serde(default)]
     require_tls: bool,
+    databases: Option<Vec<String>>,
 }
 
 /// Source of secrets; the process environment in production, a map in tests.
@@ -481,12 +503,19 @@ impl NodeConfig {
                     "needs a [tls] section with cert and key".into(),
                 ));
             }
+            if u.databases.iter().flatten().any(|p| p.trim().is_empty()) {
+                return Err(invalid(
+                    &key("databases"),
+                    "a database pattern must not be empty".into(),
+                ));
+            }
             let user = User {
                 name: u.name.clone(),
                 role: u.role,
                 password,
                 admin_from,
                 require_tls: u.require_tls,
+                databases: u.databases.map(Arc::from),
             };
             if users.insert(u.name.clone(), user).is_some() {
                 return Err(invalid(

@@ -18,7 +18,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::backend::functions::StoredFunctions;
 use crate::backend::pool;
 use crate::backend::wire::{Greeting, Wire};
-use crate::config::{NodeConfig, NodeRole, User, UserRole};
+use crate::config::{Grant, NodeConfig, NodeRole, User};
 use crate::error::{ER_CON_COUNT_ERROR, ER_TOO_MANY_USER_CONNECTIONS, ErrorReply};
 use crate::frontend::compress::{self, Switch};
 use crate::frontend::handshake::{HandshakeError, Offer, authenticate, is_ssl_request};
@@ -169,13 +169,13 @@ impl NodeShared {
         }
     }
 
-    /// The role `user` has now when connecting from `peer`; `None` once the user is gone.
-    pub fn user_role(&self, user: &str, peer: IpAddr) -> Option<UserRole> {
+    /// What `user` may do now when connecting from `peer`; `None` once the user is gone.
+    pub fn grant(&self, user: &str, peer: IpAddr) -> Option<Grant> {
         let users = match self.users.read() {
             Ok(users) => users,
             Err(poisoned) => poisoned.into_inner(),
         };
-        users.get(user).map(|u| u.effective_role(peer))
+        users.get(user).map(|u| u.grant(peer))
     }
 
     /// Swaps in the users of `new` (a re-read config file); the other keys need a restart and

@@ -93,6 +93,7 @@ fn demo_users(opts: &DemoOptions) -> BTreeMap<String, User> {
                 password,
                 admin_from: Vec::new(),
                 require_tls: false,
+                databases: None,
             },
         );
     };

@@ -60,6 +60,7 @@ fn users() -> BTreeMap<String, User> {
                 password: "fuzz-password".into(),
                 admin_from: Vec::new(),
                 require_tls: false,
+                databases: None,
             },
         )
     };

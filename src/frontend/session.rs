@@ -23,7 +23,7 @@ use super::handshake::{HandshakeError, Login, change_user};
 use super::reply::Replies;
 use crate::backend::relay::{RelayError, Relayed, Reply, relay};
 use crate::backend::wire::{Credentials, Greeting, Wire, WireError, ok_status};
-use crate::config::UserRole;
+use crate::config::{Grant, UserRole};
 use crate::error::{
     ER_CLIENT_INTERACTION_TIMEOUT, ER_NET_PACKET_TOO_LARGE, ER_PARSE_ERROR, ER_SERVER_SHUTDOWN,
     ER_SPECIFIC_ACCESS_DENIED_ERROR, ER_UNKNOWN_COM_ERROR, ErrorReply,
@@ -38,7 +38,7 @@ use crate::sql::diagnostics::reads_last_statement;
 use crate::sql::fast_read::plain_select;
 use crate::sql::kill::kill_target;
 use crate::sql::local_infile::is_local_infile;
-use crate::sql::policy::{Context, Decision, decide};
+use crate::sql::policy::{Context, Decision, database_refusal, decide};
 use crate::sql::prepare;
 
 /// The collation of a backend connection whose client asked for a charset the node does not
@@ -244,6 +244,16 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         self.client.replies.out.set_seq(self.login.next_seq);
         let node = self.node.clone();
         let db = self.backend.db.clone();
+        // A database the user may not touch is refused at login, as a server refuses it.
+        let grant = self.current_grant();
+        let refusal = db
+            .as_deref()
+            .and_then(|db| database_refusal(&self.policy_context(&grant), "USE", &[], &[db]));
+        if let Some(refusal) = refusal {
+            self.client.replies.error(&refusal);
+            let _ = self.client.replies.out.shutdown().await;
+            return End::Quit;
+        }
         let config = &node.config;
         let creds = credentials(
             &self.login,
@@ -387,6 +397,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     .await?;
             }
             Command::InitDb(name) => {
+                let db = String::from_utf8_lossy(name);
+                let grant = self.current_grant();
+                let refusal =
+                    database_refusal(&self.policy_context(&grant), "USE", &[], &[db.as_ref()]);
+                if let Some(refusal) = refusal {
+                    self.refuse(
+                        &format!("COM_INIT_DB {db}"),
+                        &Classified::default(),
+                        &refusal,
+                    );
+                    return Ok(());
+                }
                 let relayed = self.pass(packet, Reply::Single).await?;
                 if !relayed.failed {
                     self.backend.db = Some(String::from_utf8_lossy(name).into_owned());
@@ -667,16 +689,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     }
 
     /// Who asks, on which node: the policy's input besides the statement.
-    fn policy_context(&self) -> Context<'_> {
+    fn policy_context<'a>(&'a self, grant: &'a Grant) -> Context<'a> {
         let config = &self.node.config;
         Context {
             node: &config.name,
             node_role: config.role,
             master: config.master.as_deref(),
             user: &self.login.user,
-            user_role: self.current_role(),
+            user_role: grant.role,
             forward_writes: self.node.replica.is_some(),
             current_db: self.backend.db.as_deref(),
+            databases: grant.databases.as_deref(),
         }
     }
 
@@ -721,10 +744,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
         }
         judged.sort_by_key(|(stmt, _)| !std::ptr::eq(*stmt, decisive));
+        let grant = self.current_grant();
         judged.into_iter().find_map(|(stmt, db)| {
             let ctx = Context {
                 current_db: db,
-                ..self.policy_context()
+                ..self.policy_context(&grant)
             };
             match decide(&ctx, stmt) {
                 Decision::Execute | Decision::Forward => None,

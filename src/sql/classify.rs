@@ -39,7 +39,7 @@ pub struct Statement {
 }
 
 /// The classification of a whole packet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Classified {
     /// One entry per statement in the packet, in order; empty statements (e.g. trailing `;`) are skipped.
     pub statements: Vec<Statement>,
@@ -132,7 +132,7 @@ fn classify_piece(piece: &Piece, ctx: Ctx) -> Statement {
     match parse(&piece.text) {
         Ok(parsed) => {
             let mut tables = Vec::new();
-            let mut databases = if db_statement {
+            let mut databases = if db_statement || keywords::reads_accounts(&kw.verb) {
                 kw.databases.clone()
             } else {
                 Vec::new()

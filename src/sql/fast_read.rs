@@ -138,7 +138,9 @@ pub fn plain_select(sql: &str) -> Option<Classified> {
         let next = tokens.get(i + 1);
         let plain = match token.kind {
             TokenKind::Word => word_is_plain(token, next),
-            TokenKind::Punct => !(token.is_punct(';') || token.is_punct(':')),
+            TokenKind::Punct => {
+                !(token.is_punct(';') || token.is_punct(':') || qualifies(tokens, i))
+            }
             TokenKind::Str | TokenKind::QuotedIdent | TokenKind::Var => true,
         };
         if !plain {
@@ -158,6 +160,20 @@ pub fn plain_select(sql: &str) -> Option<Classified> {
             fallback_reason: None,
         }],
     })
+}
+
+/// True when the `.` at `i` qualifies a name (`db.t`, `t.col`): which database a qualified name
+/// reaches is the parser's to say, so such reads take the full path. Unqualified tables are in
+/// the current database, which the policy judged when the session selected it.
+fn qualifies(tokens: &[Token], i: usize) -> bool {
+    tokens[i].is_punct('.')
+        && i.checked_sub(1)
+            .and_then(|p| tokens.get(p))
+            .is_some_and(|prev| match prev.kind {
+                TokenKind::QuotedIdent => true,
+                TokenKind::Word => !prev.text.starts_with(|c: char| c.is_ascii_digit()),
+                _ => false,
+            })
 }
 
 /// A word is plain unless it is on [`NOT_PLAIN`] or calls something off [`PURE_CALLS`].
@@ -184,7 +200,7 @@ mod tests {
             "SELECT c FROM sbtest1 WHERE id BETWEEN 1 AND 100 ORDER BY c",
             "SELECT SUM(k) FROM sbtest1 WHERE id BETWEEN 1 AND 100",
             "SELECT DISTINCT c FROM sbtest1 WHERE id BETWEEN 1 AND 100 ORDER BY c;",
-            "select s.name, count(*) from school.student s join school.student_course sc on sc.student_id = s.id group by s.name",
+            "SELECT 1.5, c FROM t",
             "SELECT * FROM t WHERE id IN (SELECT id FROM u) FOR UPDATE",
             "SELECT 'DROP TABLE t', `drop` FROM t -- DROP TABLE t",
             "SELECT @@version, @a",
@@ -212,6 +228,10 @@ mod tests {
             "SELECT * FROM t PROCEDURE ANALYSE()",
             "/* SELECT */ DROP TABLE t",
             "INSERT INTO t SELECT 1",
+            // Qualified names: which database they reach is the parser's to say.
+            "SELECT * FROM mysql.user",
+            "SELECT * FROM `mysql`.user",
+            "select s.name from school.student s",
             "",
         ] {
             assert!(plain_select(sql).is_none(), "{sql}");

@@ -151,7 +151,11 @@ fn leading_rule(text: &str, t: &[Token], ctx: Ctx) -> Head {
             head(Read, w0, 1)
         }
         "WITH" => head(Read, &with_verb(t), 1),
-        "SHOW" => head(Read, "SHOW", 2),
+        "SHOW" => match (w1, word(t, 2)) {
+            ("GRANTS", _) => head(Read, "SHOW GRANTS", 2),
+            ("CREATE", Some("USER")) => head(Read, "SHOW CREATE USER", 3),
+            _ => head(Read, "SHOW", 2),
+        },
         "CHECK" | "CHECKSUM" | "GET" => head(Read, &format!("{w0} {w1}"), 2),
         "DESCRIBE" | "DESC" | "EXPLAIN" => explain(text, t, ctx, w0),
         "ANALYZE" => analyze(text, t, ctx),
@@ -556,11 +560,24 @@ pub fn anywhere_class(t: &[Token]) -> StatementClass {
     class
 }
 
+/// Where the server keeps its accounts, which `SHOW GRANTS` and `SHOW CREATE USER` read (a
+/// server asks for rights on it to show another account's).
+const ACCOUNTS_DB: &str = "mysql";
+
+/// True for the statements that show accounts (their grants, their password hashes): they
+/// count as reading the accounts schema.
+pub fn reads_accounts(verb: &str) -> bool {
+    matches!(verb, "SHOW GRANTS" | "SHOW CREATE USER")
+}
+
 /// Best-effort table and database names from keyword patterns.
 fn names(text: &str, t: &[Token], verb: &str) -> (Vec<String>, Vec<String>) {
     let mut tables: Vec<String> = Vec::new();
     let mut dbs: Vec<String> = Vec::new();
-    if verb == "SHOW" {
+    if verb.starts_with("SHOW") {
+        if reads_accounts(verb) {
+            dbs.push(ACCOUNTS_DB.to_string());
+        }
         return (tables, dbs);
     }
     let db_stmt = verb.ends_with(" DATABASE") || verb.ends_with(" SCHEMA") || verb == "USE";

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod prepare;
 pub mod replica;
 pub mod routine;
+pub mod schemas;
 
 /// The upper-cased words of a packet, a trailing `;` dropped: enough to recognise the few fixed
 /// statements the node answers or treats itself (`SHOW WARNINGS`, a plain `COMMIT`, …).

@@ -5,6 +5,7 @@
 
 use super::class::StatementClass;
 use super::classify::Statement;
+use super::schemas::{BOOKKEEPING_DB, allowed, is_system, unquoted};
 use crate::config::{NodeRole, UserRole};
 use crate::error::{
     ER_DBACCESS_DENIED_ERROR, ER_OPTION_PREVENTS_STATEMENT, ER_SPECIFIC_ACCESS_DENIED_ERROR,
@@ -39,27 +40,33 @@ pub struct Context<'a> {
     pub forward_writes: bool,
     /// The session's current database (unqualified tables live there).
     pub current_db: Option<&'a str>,
+    /// The user's `databases` patterns; `None`: its role's default (see `sql/schemas.rs`).
+    pub databases: Option<&'a [String]>,
 }
 
-/// The database where a node keeps its replication bookkeeping; clients may read it only.
-pub const BOOKKEEPING_DB: &str = "myrelay";
-
-/// True when `stmt` names the bookkeeping database, or runs inside it.
-fn touches_bookkeeping(ctx: &Context<'_>, stmt: &Statement) -> bool {
-    let named = |name: &str| name.eq_ignore_ascii_case(BOOKKEEPING_DB);
-    stmt.databases.iter().any(|d| named(d))
-        || stmt.tables.iter().any(|t| {
-            t.split_once('.')
-                .map(|(db, _)| named(db.trim_matches('`')))
-                .unwrap_or_else(|| ctx.current_db.is_some_and(named))
-        })
+/// The databases `stmt` touches, unquoted: those it names, and the current one for tables it
+/// does not qualify.
+fn touched<'s>(ctx: &Context<'s>, stmt: &'s Statement) -> Vec<&'s str> {
+    let mut dbs: Vec<&str> = stmt.databases.iter().map(|d| unquoted(d)).collect();
+    for table in &stmt.tables {
+        match table.split_once('.') {
+            Some((db, _)) => dbs.push(unquoted(db)),
+            None => dbs.extend(ctx.current_db),
+        }
+    }
+    dbs
 }
 
 /// Decides what happens to `stmt` (the decisive statement of a packet) in context `ctx`.
 pub fn decide(ctx: &Context<'_>, stmt: &Statement) -> Decision {
     use StatementClass::*;
     let verb = stmt.verb.as_str();
-    if matches!(stmt.class, Write | Ddl | Admin) && touches_bookkeeping(ctx, stmt) {
+    let touched = touched(ctx, stmt);
+    if matches!(stmt.class, Write | Ddl | Admin)
+        && touched
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(BOOKKEEPING_DB))
+    {
         return Decision::Refuse(ErrorReply::new(
             ER_DBACCESS_DENIED_ERROR,
             format!(
@@ -68,7 +75,31 @@ pub fn decide(ctx: &Context<'_>, stmt: &Statement) -> Decision {
             ),
         ));
     }
-    match stmt.class {
+    // Changing the server's accounts or state is administration, whatever the statement's
+    // shape: `DELETE FROM mysql.user` is no application write.
+    let class = if matches!(stmt.class, Write | Ddl) && touched.iter().any(|d| is_system(d)) {
+        Admin
+    } else {
+        stmt.class
+    };
+    match by_class(ctx, stmt, class) {
+        Decision::Refuse(e) => Decision::Refuse(e),
+        allowed => match database_refusal(ctx, verb, &stmt.tables, &touched) {
+            Some(e) => Decision::Refuse(e),
+            None => allowed,
+        },
+    }
+}
+
+/// The decision by node role, user role and `class` alone.
+fn by_class(ctx: &Context<'_>, stmt: &Statement, class: StatementClass) -> Decision {
+    use StatementClass::*;
+    let verb = stmt.verb.as_str();
+    match class {
+        // A slave's tables are replication's: a client's table lock there would hold it back.
+        Session if verb == "LOCK TABLES" && ctx.node_role == NodeRole::Slave => {
+            Decision::Refuse(on_master_only(ctx, "table locks", verb))
+        }
         Read | Session | Transaction => Decision::Execute,
         Write => {
             if ctx.user_role == UserRole::Readonly {
@@ -109,6 +140,47 @@ pub fn decide(ctx: &Context<'_>, stmt: &Statement) -> Decision {
             Decision::Execute
         }
     }
+}
+
+/// The refusal of statement `verb` (on `tables`, in the databases `touched`) when it touches a
+/// database this user may not touch: 1142 naming the table, or 1044 naming the database.
+pub fn database_refusal(
+    ctx: &Context<'_>,
+    verb: &str,
+    tables: &[String],
+    touched: &[&str],
+) -> Option<ErrorReply> {
+    let db = touched
+        .iter()
+        .find(|db| !allowed(ctx.user_role, ctx.databases, db))?;
+    let why = match ctx.databases {
+        Some(patterns) => format!(
+            "user '{}' may touch databases {}",
+            ctx.user,
+            patterns.join(", ")
+        ),
+        None => format!("'{db}' is a system schema, for admin users only"),
+    };
+    let in_db = |t: &&String| match t.split_once('.') {
+        Some((d, _)) => unquoted(d).eq_ignore_ascii_case(db),
+        None => ctx.current_db.is_some_and(|c| c.eq_ignore_ascii_case(db)),
+    };
+    Some(match tables.iter().find(in_db) {
+        Some(table) => ErrorReply::new(
+            ER_TABLEACCESS_DENIED_ERROR,
+            format!(
+                "{verb} command denied to user '{}' for table '{table}': {why}",
+                ctx.user
+            ),
+        ),
+        None => ErrorReply::new(
+            ER_DBACCESS_DENIED_ERROR,
+            format!(
+                "Access denied for user '{}' to database '{db}': {why}",
+                ctx.user
+            ),
+        ),
+    })
 }
 
 fn on_master_only(ctx: &Context<'_>, what: &str, verb: &str) -> ErrorReply {
@@ -167,6 +239,7 @@ mod tests {
                         user_role: user,
                         forward_writes: false,
                         current_db: None,
+                        databases: None,
                     };
                     let expected = expect(node, user, class);
                     match decide(&ctx, &stmt(class)) {
@@ -201,6 +274,7 @@ mod tests {
             user_role: UserRole::Admin,
             forward_writes: false,
             current_db: db,
+            databases: None,
         };
         let with = |class, tables: &[&str], dbs: &[&str]| Statement {
             tables: tables.iter().map(|t| t.to_string()).collect(),
@@ -244,6 +318,7 @@ mod tests {
                 user_role: user,
                 forward_writes: true,
                 current_db: None,
+                databases: None,
             };
             let write = decide(&ctx, &stmt(StatementClass::Write));
             if user == UserRole::Readonly {

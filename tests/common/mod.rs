@@ -52,6 +52,7 @@ fn user(name: &str, password: &str, role: UserRole, admin_from: &[&str]) -> (Str
                 .map(|n| n.parse().expect("network"))
                 .collect(),
             require_tls: false,
+            databases: None,
         },
     )
 }
@@ -289,6 +290,7 @@ pub fn tls_only_user(name: &str, password: &str) -> User {
         password: password.into(),
         admin_from: Vec::new(),
         require_tls: true,
+        databases: None,
     }
 }
 

@@ -126,7 +126,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     .statements
                     .iter()
                     .any(|s| s.verb == "SET" && s.class == StatementClass::Transaction));
-        decide(&self.policy_context(), decisive) == Decision::Forward || opens_transaction
+        let grant = self.current_grant();
+        decide(&self.policy_context(&grant), decisive) == Decision::Forward || opens_transaction
     }
 
     async fn master_conn(&mut self) -> Result<(), ErrorReply> {

@@ -1,13 +1,14 @@
 //! What a session tells the node's operators: counters and refusals for `/metrics` and the
 //! console, and the user table in force after a reload (SIGHUP).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::info;
 
 use super::{End, Session};
-use crate::config::UserRole;
+use crate::config::{Grant, UserRole};
 use crate::error::{ER_ACCESS_DENIED_ERROR, ErrorReply};
 use crate::metrics::{Outcome, Refusal, truncate_statement};
 use crate::replication::master::unix_ms;
@@ -50,16 +51,25 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// The role of the session's user in the user table in force now: a reload changes it for
     /// the statements that follow. A user removed meanwhile has no rights left.
     pub(super) fn current_role(&self) -> UserRole {
+        self.current_grant().role
+    }
+
+    /// What this client may do now: a reload may have changed it; a removed user may read
+    /// nothing until its next command disconnects it.
+    pub(super) fn current_grant(&self) -> Grant {
         self.node
-            .user_role(&self.login.user, self.login.peer)
-            .unwrap_or(UserRole::Readonly)
+            .grant(&self.login.user, self.login.peer)
+            .unwrap_or(Grant {
+                role: UserRole::Readonly,
+                databases: Some(Arc::from([])),
+            })
     }
 
     /// A user removed from the config by a reload is disconnected at its next command, with
     /// error 1045 as if it logged in now: its open transaction rolls back with the connection.
     pub(super) async fn removed_by_reload(&mut self) -> Option<End> {
         self.node
-            .user_role(&self.login.user, self.login.peer)
+            .grant(&self.login.user, self.login.peer)
             .is_none()
             .then_some(())?;
         info!(user = %self.login.user, "disconnecting a user removed by a reload");

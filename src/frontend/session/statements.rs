@@ -102,7 +102,8 @@ fn runs_as_text(classified: &Classified, forwards: bool) -> bool {
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// The policy's verdict on a prepared statement, as an error if refused.
     fn statement_refusal(&self, classified: &Classified) -> Option<ErrorReply> {
-        match decide(&self.policy_context(), classified.decisive()?) {
+        let grant = self.current_grant();
+        match decide(&self.policy_context(&grant), classified.decisive()?) {
             Decision::Refuse(e) => Some(e),
             Decision::Execute | Decision::Forward => None,
         }

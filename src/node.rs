@@ -85,6 +85,18 @@ impl Sessions {
         self.lock().remove(&id);
     }
 
+    /// This node's connection ids of `user`'s sessions, in order.
+    pub fn of_user(&self, user: &str) -> Vec<u32> {
+        let mut ids: Vec<u32> = self
+            .lock()
+            .iter()
+            .filter(|(_, owner)| owner.as_str() == user)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// The user of connection `id`, if it is a session of this node.
     pub fn owner(&self, id: u32) -> Option<String> {
         self.lock().get(&id).cloned()

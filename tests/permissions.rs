@@ -187,3 +187,54 @@ async fn a_users_databases_confine_it_and_a_reload_changes_them() {
     let (code, _, message) = expect_error(&mut app, "SELECT * FROM school.t").await;
     assert_eq!(code, 1142, "{message}");
 }
+
+#[tokio::test]
+async fn the_process_list_shows_a_non_admin_its_own_connections_only() {
+    let node = TestNode::start("m", NodeRole::Master).await;
+    let mut admin = node.connect(ADMIN).await;
+    for user in [APP, READER] {
+        let mut first = node.connect(user).await;
+        let mut second = node.connect(user).await;
+        let mut own = Vec::new();
+        for conn in [&mut first, &mut second] {
+            let id: Option<u64> = conn
+                .query_first("SELECT CONNECTION_ID()")
+                .await
+                .expect("id");
+            own.extend(id);
+        }
+        own.sort_unstable();
+        for sql in ["SHOW PROCESSLIST", "SHOW FULL PROCESSLIST"] {
+            let rows: Vec<mysql_async::Row> = first.query(sql).await.expect(sql);
+            let mut ids: Vec<u64> = rows.iter().filter_map(|r| r.get(0)).collect();
+            ids.sort_unstable();
+            assert_eq!(
+                ids, own,
+                "{} {sql}: its own connections, no one else's",
+                user.0
+            );
+        }
+        let (code, _, message) =
+            expect_error(&mut first, "SELECT * FROM information_schema.PROCESSLIST").await;
+        assert_eq!(code, 1227, "{message}");
+        let (code, _, message) = expect_error(&mut first, "SELECT 1; SHOW PROCESSLIST").await;
+        assert_eq!(code, 1227, "{message}");
+    }
+    // An admin sees every client's connection.
+    let mut reader = node.connect(READER).await;
+    let id: Option<u64> = reader
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .expect("id");
+    let rows: Vec<mysql_async::Row> = admin.query("SHOW PROCESSLIST").await.expect("admin");
+    let ids: Vec<u64> = rows.iter().filter_map(|r| r.get(0)).collect();
+    assert!(id.is_some_and(|id| ids.contains(&id)), "{ids:?} has {id:?}");
+    let n: Option<i64> = admin
+        .query_first(format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {}",
+            id.unwrap_or(0)
+        ))
+        .await
+        .expect("admin reads the process list table");
+    assert_eq!(n, Some(1));
+}

@@ -12,12 +12,12 @@ use bytes::Bytes;
 use mysql_common::constants::{CapabilityFlags, StatusFlags};
 use tokio::io::AsyncWrite;
 
-use super::wire::{Wire, WireError, column_count, end_of_rows, ok_status};
+use super::wire::{Wire, WireError, column_count, end_of_rows, lenenc_int, ok_status};
 use crate::packet::PacketWriter;
 
 /// The shape of the reply a command gets, which says where it ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reply {
+pub enum Reply<'a> {
     /// COM_QUERY and COM_STMT_EXECUTE: result sets and OK packets, while "more results" is set.
     /// `cursor`: an execute that asked for a cursor, whose result set ends after its columns.
     Results {
@@ -32,6 +32,9 @@ pub enum Reply {
     FieldList,
     /// One packet: OK, ERR, EOF, or COM_STATISTICS's text.
     Single,
+    /// COM_QUERY of `SHOW PROCESSLIST` for a user who may see only its own connections: text
+    /// rows whose first column (the connection id) is not one of these are left out.
+    OwnRows(&'a [u32]),
 }
 
 /// What a relayed reply left behind.
@@ -67,6 +70,21 @@ pub enum RelayError {
     Client(#[from] std::io::Error),
 }
 
+/// Which text rows of a result go to the client.
+type Keep<'k> = &'k (dyn Fn(&[u8]) -> bool + Sync);
+
+/// Every row.
+fn all(_: &[u8]) -> bool {
+    true
+}
+
+/// The first column of a text row as a number, if it is one.
+fn first_number(row: &[u8]) -> Option<u64> {
+    let (len, at) = lenenc_int(row)?;
+    let value = row.get(at..at.checked_add(usize::try_from(len).ok()?)?)?;
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
 /// Relays one packet from `wire` to `out` and returns it.
 async fn pass<W: AsyncWrite + Unpin>(
     wire: &mut Wire,
@@ -84,13 +102,19 @@ async fn pass<W: AsyncWrite + Unpin>(
 pub async fn relay<W: AsyncWrite + Unpin>(
     wire: &mut Wire,
     out: &mut PacketWriter<W>,
-    reply: Reply,
+    reply: Reply<'_>,
     infile: &mut Option<Bytes>,
 ) -> Result<Relayed, RelayError> {
     match reply {
-        Reply::Results { cursor } => results(wire, out, cursor, infile).await,
+        Reply::Results { cursor } => results(wire, out, cursor, infile, &all).await,
+        Reply::OwnRows(ids) => {
+            let own = |row: &[u8]| {
+                first_number(row).is_some_and(|id| ids.iter().any(|own| u64::from(*own) == id))
+            };
+            results(wire, out, false, infile, &own).await
+        }
         Reply::Prepare => prepare(wire, out).await,
-        Reply::Rows => rows(wire, out).await,
+        Reply::Rows => rows(wire, out, &all).await,
         Reply::FieldList => loop {
             let p = pass(wire, out).await?;
             match p.first() {
@@ -135,6 +159,7 @@ async fn results<W: AsyncWrite + Unpin>(
     out: &mut PacketWriter<W>,
     cursor: bool,
     infile: &mut Option<Bytes>,
+    keep: Keep<'_>,
 ) -> Result<Relayed, RelayError> {
     let deprecate_eof = wire.caps().contains(CapabilityFlags::CLIENT_DEPRECATE_EOF);
     let mut last = None;
@@ -173,7 +198,7 @@ async fn results<W: AsyncWrite + Unpin>(
                     let eof = pass(wire, out).await?;
                     return Ok(ended(end_of_rows(&eof)));
                 }
-                match rows(wire, out).await? {
+                match rows(wire, out, keep).await? {
                     Relayed {
                         status: Some(status),
                         ..
@@ -194,18 +219,26 @@ async fn results<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Rows up to their end marker (or an error, e.g. the query was killed).
+/// Rows up to their end marker (or an error, e.g. the query was killed); those `keep` refuses
+/// are read and dropped.
 async fn rows<W: AsyncWrite + Unpin>(
     wire: &mut Wire,
     out: &mut PacketWriter<W>,
+    keep: Keep<'_>,
 ) -> Result<Relayed, RelayError> {
     loop {
-        let p = pass(wire, out).await?;
-        if p.first() == Some(&0xff) {
-            return Ok(failed());
+        let p = wire.read().await?;
+        let end = if p.first() == Some(&0xff) {
+            Some(failed())
+        } else {
+            end_of_rows(&p).map(|status| ended(Some(status)))
+        };
+        if end.is_some() || keep(&p) {
+            out.packet(|b| b.extend_from_slice(&p));
+            out.flush_if_full().await?;
         }
-        if let Some(status) = end_of_rows(&p) {
-            return Ok(ended(Some(status)));
+        if let Some(end) = end {
+            return Ok(end);
         }
     }
 }

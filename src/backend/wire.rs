@@ -538,7 +538,7 @@ pub fn column_count(p: &[u8]) -> Option<u64> {
 }
 
 /// A length-encoded integer at the start of `p`, and the bytes it takes.
-fn lenenc_int(p: &[u8]) -> Option<(u64, usize)> {
+pub fn lenenc_int(p: &[u8]) -> Option<(u64, usize)> {
     let first = *p.first()?;
     let width = match first {
         0..=0xfa => return Some((u64::from(first), 1)),

@@ -539,7 +539,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     }
 
     /// Sends `packet` (a command as the client sent it) to the backend and relays the reply.
-    async fn pass(&mut self, packet: &[u8], reply: Reply) -> Result<Relayed, End> {
+    async fn pass(&mut self, packet: &[u8], reply: Reply<'_>) -> Result<Relayed, End> {
         let Some((&command, body)) = packet.split_first() else {
             return Ok(Relayed::default());
         };
@@ -552,7 +552,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         &mut self,
         command: u8,
         body: &[u8],
-        reply: Reply,
+        reply: Reply<'_>,
     ) -> Result<Relayed, End> {
         if let Err(e) = self.backend.wire.command(command, body).await {
             self.client.backend_lost(&e)?;
@@ -630,7 +630,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             (self.forward(sql).await, Outcome::Forwarded)
         } else {
             let in_transaction = self.backend.in_transaction();
-            let ran = self.execute(sql).await;
+            let ran = match self.own_processes(&classified) {
+                Some(ids) => self
+                    .send_and_relay(0x03, sql, Reply::OwnRows(&ids))
+                    .await
+                    .map(|relayed| !relayed.failed),
+                None => self.execute(sql).await,
+            };
             if classified.class() >= StatementClass::Ddl {
                 // It may have created or replaced a stored function (an admin packet too: a
                 // CALL whose body the node cannot judge, DDL beside a GRANT).
@@ -649,6 +655,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         };
         self.count_statement(classified.class(), outcome, started);
         ran
+    }
+
+    /// The connection ids a non-admin's `SHOW PROCESSLIST` may list: its own on this node, as a
+    /// server lists only a user's own threads to a user without the PROCESS privilege.
+    fn own_processes(&self, classified: &Classified) -> Option<Vec<u32>> {
+        (self.current_role() != UserRole::Admin
+            && classified
+                .statements
+                .iter()
+                .any(|s| s.verb == "SHOW PROCESSLIST"))
+        .then(|| self.node.sessions.of_user(&self.login.user))
     }
 
     /// The full classification of `text`, each `CALL` judged by the procedure it runs, and a
@@ -721,6 +738,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 ER_PARSE_ERROR,
                 "You have an error in your SQL syntax: this client did not enable multi-statements, \
                  so a packet may hold only one statement",
+            ));
+        }
+        if classified.statements.len() > 1 && self.own_processes(classified).is_some() {
+            // Its rows are filtered by connection id, which other statements' rows are not.
+            return Some(ErrorReply::new(
+                ER_SPECIFIC_ACCESS_DENIED_ERROR,
+                "SHOW PROCESSLIST must be alone in its packet for a user without the admin role: \
+                 the node filters its rows to the user's own connections",
             ));
         }
         // The decisive statement speaks first (its refusal is the one a client expects), but

@@ -153,6 +153,8 @@ fn leading_rule(text: &str, t: &[Token], ctx: Ctx) -> Head {
         "WITH" => head(Read, &with_verb(t), 1),
         "SHOW" => match (w1, word(t, 2)) {
             ("GRANTS", _) => head(Read, "SHOW GRANTS", 2),
+            ("PROCESSLIST", _) => head(Read, "SHOW PROCESSLIST", 2),
+            ("FULL", Some("PROCESSLIST")) => head(Read, "SHOW PROCESSLIST", 3),
             ("CREATE", Some("USER")) => head(Read, "SHOW CREATE USER", 3),
             _ => head(Read, "SHOW", 2),
         },

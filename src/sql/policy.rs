@@ -82,6 +82,17 @@ pub fn decide(ctx: &Context<'_>, stmt: &Statement) -> Decision {
     } else {
         stmt.class
     };
+    if ctx.user_role != UserRole::Admin && reads_process_list(ctx, stmt) {
+        return Decision::Refuse(ErrorReply::new(
+            ER_SPECIFIC_ACCESS_DENIED_ERROR,
+            format!(
+                "Access denied; you need (at least one of) the PROCESS privilege(s) for this operation: \
+                 other clients' statements are for admin users (user '{}' has role {}); SHOW PROCESSLIST lists its own connections",
+                ctx.user,
+                ctx.user_role.as_str()
+            ),
+        ));
+    }
     match by_class(ctx, stmt, class) {
         Decision::Refuse(e) => Decision::Refuse(e),
         allowed => match database_refusal(ctx, verb, &stmt.tables, &touched) {
@@ -89,6 +100,18 @@ pub fn decide(ctx: &Context<'_>, stmt: &Statement) -> Decision {
             None => allowed,
         },
     }
+}
+
+/// True when `stmt` reads `information_schema.PROCESSLIST`: every client's statements.
+fn reads_process_list(ctx: &Context<'_>, stmt: &Statement) -> bool {
+    stmt.tables.iter().any(|t| {
+        let (db, table) = match t.split_once('.') {
+            Some((db, table)) => (Some(unquoted(db)), unquoted(table)),
+            None => (ctx.current_db, unquoted(t)),
+        };
+        db.is_some_and(|d| d.eq_ignore_ascii_case("information_schema"))
+            && table.eq_ignore_ascii_case("PROCESSLIST")
+    })
 }
 
 /// The decision by node role, user role and `class` alone.

@@ -44,16 +44,20 @@ pub struct Context<'a> {
     pub databases: Option<&'a [String]>,
 }
 
+/// A table as written (`db.t` or `t`) as its database (the current one when not qualified)
+/// and its name, unquoted.
+fn placed<'s>(ctx: &Context<'s>, table: &'s str) -> (Option<&'s str>, &'s str) {
+    match table.split_once('.') {
+        Some((db, name)) => (Some(unquoted(db)), unquoted(name)),
+        None => (ctx.current_db, unquoted(table)),
+    }
+}
+
 /// The databases `stmt` touches, unquoted: those it names, and the current one for tables it
 /// does not qualify.
 fn touched<'s>(ctx: &Context<'s>, stmt: &'s Statement) -> Vec<&'s str> {
     let mut dbs: Vec<&str> = stmt.databases.iter().map(|d| unquoted(d)).collect();
-    for table in &stmt.tables {
-        match table.split_once('.') {
-            Some((db, _)) => dbs.push(unquoted(db)),
-            None => dbs.extend(ctx.current_db),
-        }
-    }
+    dbs.extend(stmt.tables.iter().filter_map(|t| placed(ctx, t).0));
     dbs
 }
 
@@ -105,10 +109,7 @@ pub fn decide(ctx: &Context<'_>, stmt: &Statement) -> Decision {
 /// True when `stmt` reads `information_schema.PROCESSLIST`: every client's statements.
 fn reads_process_list(ctx: &Context<'_>, stmt: &Statement) -> bool {
     stmt.tables.iter().any(|t| {
-        let (db, table) = match t.split_once('.') {
-            Some((db, table)) => (Some(unquoted(db)), unquoted(table)),
-            None => (ctx.current_db, unquoted(t)),
-        };
+        let (db, table) = placed(ctx, t);
         db.is_some_and(|d| d.eq_ignore_ascii_case("information_schema"))
             && table.eq_ignore_ascii_case("PROCESSLIST")
     })
@@ -184,10 +185,7 @@ pub fn database_refusal(
         ),
         None => format!("'{db}' is a system schema, for admin users only"),
     };
-    let in_db = |t: &&String| match t.split_once('.') {
-        Some((d, _)) => unquoted(d).eq_ignore_ascii_case(db),
-        None => ctx.current_db.is_some_and(|c| c.eq_ignore_ascii_case(db)),
-    };
+    let in_db = |t: &&String| placed(ctx, t).0.is_some_and(|d| d.eq_ignore_ascii_case(db));
     Some(match tables.iter().find(in_db) {
         Some(table) => ErrorReply::new(
             ER_TABLEACCESS_DENIED_ERROR,

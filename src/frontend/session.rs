@@ -245,10 +245,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let node = self.node.clone();
         let db = self.backend.db.clone();
         // A database the user may not touch is refused at login, as a server refuses it.
-        let grant = self.current_grant();
-        let refusal = db
-            .as_deref()
-            .and_then(|db| database_refusal(&self.policy_context(&grant), "USE", &[], &[db]));
+        let refusal = db.as_deref().and_then(|db| self.selection_refusal(db));
         if let Some(refusal) = refusal {
             self.client.replies.error(&refusal);
             let _ = self.client.replies.out.shutdown().await;
@@ -398,9 +395,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
             Command::InitDb(name) => {
                 let db = String::from_utf8_lossy(name);
-                let grant = self.current_grant();
-                let refusal =
-                    database_refusal(&self.policy_context(&grant), "USE", &[], &[db.as_ref()]);
+                let refusal = self.selection_refusal(&db);
                 if let Some(refusal) = refusal {
                     self.refuse(
                         &format!("COM_INIT_DB {db}"),
@@ -655,6 +650,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         };
         self.count_statement(classified.class(), outcome, started);
         ran
+    }
+
+    /// The refusal of making `db` the current database (at login, by COM_INIT_DB), judged as
+    /// `USE db` is.
+    fn selection_refusal(&self, db: &str) -> Option<ErrorReply> {
+        let grant = self.current_grant();
+        database_refusal(&self.policy_context(&grant), "USE", &[], &[db])
     }
 
     /// The connection ids a non-admin's `SHOW PROCESSLIST` may list: its own on this node, as a

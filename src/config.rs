@@ -258,6 +258,9 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// How long a slave's applier may wait on a client's lock by default (`apply_lock_wait_ms`).
+pub const DEFAULT_APPLY_LOCK_WAIT: Duration = Duration::from_secs(5);
+
 /// How a node takes part in replication.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Replication {
@@ -278,6 +281,9 @@ pub struct Replication {
     pub feed_listen: SocketAddr,
     /// Slave: the host the backend connects to for the feed (default: `feed_listen`'s address).
     pub feed_host: String,
+    /// Slave: how long the backend's applier may wait on a lock a client holds before the node
+    /// kills that client's connection (`apply_lock_wait_ms`).
+    pub apply_lock_wait: Duration,
 }
 
 /// How many slaves must have applied a commit before the client gets its OK
@@ -359,6 +365,7 @@ struct RawReplication {
     master: Option<String>,
     ack: Option<Ack>,
     ack_timeout_ms: Option<u64>,
+    apply_lock_wait_ms: Option<u64>,
     feed_listen: Option<String>,
     feed_host: Option<String>,
     tls_cert: Option<PathBuf>,
@@ -633,6 +640,9 @@ impl NodeConfig {
                     ack_timeout: Duration::from_millis(r.ack_timeout_ms.unwrap_or(1000)),
                     feed_listen,
                     feed_host,
+                    apply_lock_wait: r
+                        .apply_lock_wait_ms
+                        .map_or(DEFAULT_APPLY_LOCK_WAIT, Duration::from_millis),
                 })
             }
         };

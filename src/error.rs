@@ -74,6 +74,8 @@ pub const ER_UNKNOWN_STMT_HANDLER: Code = Code::new(1243, "HY000");
 pub const ER_OPTION_PREVENTS_STATEMENT: Code = Code::new(1290, "HY000");
 /// 1429: the server-range stand-in for an unreachable backend ([`CR_CONN_HOST_ERROR`]).
 pub const ER_CONNECT_TO_FOREIGN_DATA_SOURCE: Code = Code::new(1429, "HY000");
+/// 1927: the connection was killed (here: by a slave whose replication waited on its locks).
+pub const ER_CONNECTION_KILLED: Code = Code::new(1927, "70100");
 /// 4031: an idle client disconnected. MySQL's number (MariaDB sends nothing, and its 4031
 /// means something else); clients that know it show the reason.
 pub const ER_CLIENT_INTERACTION_TIMEOUT: Code = Code::new(4031, "HY000");

@@ -26,6 +26,7 @@ use crate::frontend::reply::Replies;
 use crate::frontend::session::Session;
 use crate::metrics::Metrics;
 use crate::packet::{PacketReader, PacketWriter};
+use crate::replication::lock_wait;
 use crate::replication::master::Master;
 use crate::replication::slave::Replica;
 
@@ -64,20 +65,21 @@ pub struct NodeShared {
     reloads_failed: AtomicU64,
 }
 
-/// The node's sessions by connection id (their backend connection's id) and user.
+/// The node's sessions by connection id (their backend connection's id): their user, and how
+/// to tell one its backend connection is being killed.
 #[derive(Default)]
-pub struct Sessions(Mutex<HashMap<u32, String>>);
+pub struct Sessions(Mutex<HashMap<u32, (String, Arc<Preemption>)>>);
 
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (String, Arc<Preemption>)>> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Records that connection `id` is `user`'s.
-    pub fn add(&self, id: u32, user: &str) {
-        self.lock().insert(id, user.to_string());
+    /// Records that connection `id` is `user`'s, told of preemption through `preemption`.
+    pub fn add(&self, id: u32, user: &str, preemption: Arc<Preemption>) {
+        self.lock().insert(id, (user.to_string(), preemption));
     }
 
     /// Forgets connection `id`.
@@ -90,7 +92,7 @@ impl Sessions {
         let mut ids: Vec<u32> = self
             .lock()
             .iter()
-            .filter(|(_, owner)| owner.as_str() == user)
+            .filter(|(_, (owner, _))| owner.as_str() == user)
             .map(|(id, _)| *id)
             .collect();
         ids.sort_unstable();
@@ -99,7 +101,47 @@ impl Sessions {
 
     /// The user of connection `id`, if it is a session of this node.
     pub fn owner(&self, id: u32) -> Option<String> {
-        self.lock().get(&id).cloned()
+        self.lock().get(&id).map(|(user, _)| user.clone())
+    }
+
+    /// Tells the session on connection `id` that its backend connection is about to be killed,
+    /// and `why`; false when `id` is no session of this node.
+    pub fn preempt(&self, id: u32, why: &str) -> bool {
+        match self.lock().get(&id) {
+            Some((_, preemption)) => {
+                preemption.preempt(why);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// How the node tells a session that it kills the session's backend connection (a slave whose
+/// replication waited on the session's locks), so that the client learns why instead of seeing
+/// a bare "Connection was killed".
+#[derive(Default)]
+pub struct Preemption {
+    notify: tokio::sync::Notify,
+    why: Mutex<Option<String>>,
+}
+
+impl Preemption {
+    fn preempt(&self, why: &str) {
+        if let Ok(mut w) = self.why.lock() {
+            *w = Some(why.to_string());
+        }
+        self.notify.notify_one();
+    }
+
+    /// Resolves once the session has been preempted, with why.
+    pub async fn preempted(&self) -> String {
+        self.notify.notified().await;
+        self.why
+            .lock()
+            .ok()
+            .and_then(|w| w.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -376,9 +418,6 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
                         repl.feed_listen,
                         &repl.feed_host,
                     );
-                    replication = Some(tokio::spawn(
-                        r.clone().run(rx.clone()).instrument(span.clone()),
-                    ));
                     replica = Some(r);
                 }
             }
@@ -416,6 +455,19 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         }
         None => (None, None),
     };
+    if let (Some(r), Some(repl)) = (&shared.replica, &shared.config.replication) {
+        // The slave's replication, and the guard that keeps clients from holding it back.
+        let node = shared.clone();
+        let preempt = move |id: u32, why: &str| node.sessions.preempt(id, why);
+        let guard = lock_wait::guard(r.clone(), repl.apply_lock_wait, preempt, rx.clone());
+        let run = r.clone().run(rx.clone());
+        replication = Some(tokio::spawn(
+            async move {
+                tokio::join!(run, guard);
+            }
+            .instrument(span.clone()),
+        ));
+    }
     let draining = shared.draining.subscribe();
     let task = tokio::spawn(accept_loop(listener, shared.clone(), rx, draining).instrument(span));
     info!(%addr, node = %shared.config.name, "node listening");

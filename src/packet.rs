@@ -194,9 +194,15 @@ impl<W: AsyncWrite + Unpin> PacketWriter<W> {
 
     /// Sends everything queued.
     pub async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.buf.is_empty() {
-            self.inner.write_all(&self.buf).await?;
-            self.buf.clear();
+        // Sent bytes leave the buffer as they go: a flush given up midway (a session that stops
+        // relaying) leaves exactly the unsent rest, so packets queued after it still follow
+        // whole ones.
+        while !self.buf.is_empty() {
+            let n = self.inner.write(&self.buf).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            self.buf.drain(..n);
         }
         self.inner.flush().await
     }

@@ -238,3 +238,230 @@ async fn the_process_list_shows_a_non_admin_its_own_connections_only() {
         .expect("admin reads the process list table");
     assert_eq!(n, Some(1));
 }
+
+/// A client of a slave cannot hold back its replication for longer than
+/// `replication.apply_lock_wait_ms`. A slave's clients run their transactions on the master, so
+/// what holds a slave's locks is a statement under way (a long `SELECT … SLEEP()` on the table)
+/// or an open `HANDLER`. Holding a table's metadata lock while the master alters the table gets
+/// the connection killed with an error that says replication needed the lock; the slave has the
+/// change within the bound plus 1 s. Row locks are never held there by a client.
+#[tokio::test]
+async fn a_client_of_a_slave_cannot_hold_back_its_replication() {
+    const BOUND: Duration = Duration::from_millis(1000);
+    let cluster = Cluster::start_with(1, |c| {
+        if let Some(r) = c.replication.as_mut() {
+            r.apply_lock_wait = BOUND;
+        }
+    })
+    .await;
+    let slave = &cluster.slaves[0];
+    let mut admin = cluster.master.connect(ADMIN).await;
+    admin
+        .query_drop(
+            "CREATE DATABASE held; CREATE TABLE held.t (id INT PRIMARY KEY, v INT); \
+             INSERT INTO held.t VALUES (1, 0), (2, 0)",
+        )
+        .await
+        .expect("setup");
+    cluster.converge(Duration::from_secs(30)).await;
+    let mut slave_backend = slave.direct().await;
+
+    // An open HANDLER holds the table's metadata lock between statements.
+    let mut handler = slave.connect(APP).await;
+    handler
+        .query_drop("HANDLER held.t OPEN")
+        .await
+        .expect("open");
+    handler
+        .query_drop("HANDLER t READ FIRST")
+        .await
+        .expect("read");
+    admin
+        .query_drop("ALTER TABLE held.t ADD COLUMN a1 INT")
+        .await
+        .expect("alter");
+    replicated(&cluster, BOUND, "ALTER behind an open HANDLER").await;
+    killed(
+        handler.query_drop("HANDLER t READ NEXT").await,
+        "the metadata lock on `held`.`t`",
+    );
+
+    // A long SELECT … SLEEP() on the table holds it for the statement.
+    let (_, sleeping) = sleep_on(
+        slave,
+        &mut slave_backend,
+        READER,
+        "SELECT SLEEP(60) FROM held.t LIMIT 1",
+    )
+    .await;
+    admin
+        .query_drop("ALTER TABLE held.t ADD COLUMN a2 INT")
+        .await
+        .expect("alter");
+    replicated(&cluster, BOUND, "ALTER behind a sleeping SELECT").await;
+    killed(
+        sleeping.await.expect("join"),
+        "the metadata lock on `held`.`t`",
+    );
+
+    // Row locks: in autocommit a locking read takes none (and a slave's client runs its
+    // transactions on the master), so the master's change to that row applies at once.
+    let (id, locking) = sleep_on(
+        slave,
+        &mut slave_backend,
+        APP,
+        "SELECT id, SLEEP(60) FROM held.t WHERE id = 1 FOR UPDATE",
+    )
+    .await;
+    admin
+        .query_drop("UPDATE held.t SET v = 1 WHERE id = 1")
+        .await
+        .expect("update");
+    let started = std::time::Instant::now();
+    cluster.converge(BOUND).await;
+    println!(
+        "UPDATE beside a locking read: applied in {:?}",
+        started.elapsed()
+    );
+    assert!(!locking.is_finished(), "the locking read was left alone");
+    let mut own = slave.connect(APP).await;
+    own.query_drop(format!("KILL QUERY {id}"))
+        .await
+        .expect("a user kills its own statement");
+    let (code, _, message) = common::server_error(locking.await.expect("join"));
+    assert_eq!(code, 1317, "{message}");
+
+    let replica = slave.node.shared.replica.as_ref().expect("a slave");
+    assert_eq!(replica.lock_kills(), 2, "counted in the metrics");
+    assert_eq!(
+        common::fingerprint(&cluster.master, "held").await,
+        common::fingerprint(slave, "held").await,
+        "the slave equals the master"
+    );
+    // The node's other clients were not disturbed.
+    let mut other = slave.connect(APP).await;
+    let v: Option<i64> = other
+        .query_first("SELECT v FROM held.t WHERE id = 1")
+        .await
+        .expect("read");
+    assert_eq!(v, Some(1));
+}
+
+/// Waits until every slave of `cluster` applied what the master committed, for at most `bound`
+/// plus 1 s, and says how long it took.
+async fn replicated(cluster: &Cluster, bound: Duration, what: &str) {
+    let started = std::time::Instant::now();
+    cluster.converge(bound + Duration::from_secs(1)).await;
+    println!(
+        "{what}: the slave applied it {:?} after the master's OK",
+        started.elapsed()
+    );
+}
+
+/// Runs `sql` as `user` on `node` in a task, once the backend shows it sleeping: the connection
+/// id and the task.
+async fn sleep_on(
+    node: &TestNode,
+    backend: &mut mysql_async::Conn,
+    user: (&str, &str),
+    sql: &'static str,
+) -> (u64, tokio::task::JoinHandle<mysql_async::Result<()>>) {
+    let mut conn = node.connect(user).await;
+    let id: u64 = conn
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .expect("id")
+        .unwrap_or(0);
+    let task = tokio::spawn(async move { conn.query_drop(sql).await });
+    common::wait_processlist(
+        backend,
+        &format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {id} AND STATE = 'User sleep'"
+        ),
+        1,
+        "the statement sleeps",
+    )
+    .await;
+    (id, task)
+}
+
+/// Asserts that `result` is the error of a connection killed for replication's sake.
+fn killed(result: mysql_async::Result<()>, lock: &str) {
+    let (code, state, message) = common::server_error(result);
+    assert_eq!((code, state.as_str()), (1927, "70100"), "{message}");
+    assert!(
+        message.contains(&format!("replication needed {lock}")),
+        "says why: {message}"
+    );
+    assert!(message.contains("apply_lock_wait_ms"), "{message}");
+}
+
+/// A statement is judged by what the stored functions it calls do: `SELECT f()` of a function
+/// that writes is refused to a readonly user (nothing written), and through a slave it is
+/// forwarded to the master like any write, so master and slave stay equal.
+#[tokio::test]
+async fn a_read_that_calls_a_writing_function_is_a_write() {
+    let cluster = Cluster::start(1).await;
+    let slave = &cluster.slaves[0];
+    let mut admin = cluster.master.connect(ADMIN).await;
+    for sql in [
+        "CREATE DATABASE fx",
+        "CREATE TABLE fx.log (id INT AUTO_INCREMENT PRIMARY KEY, note VARCHAR(20))",
+        "CREATE FUNCTION fx.f_log(n VARCHAR(20)) RETURNS INT DETERMINISTIC MODIFIES SQL DATA \
+         BEGIN INSERT INTO fx.log (note) VALUES (n); RETURN LAST_INSERT_ID(); END",
+        "CREATE FUNCTION fx.f_outer() RETURNS INT DETERMINISTIC RETURN fx.f_log('nested') + 1",
+    ] {
+        admin.query_drop(sql).await.expect(sql);
+    }
+    cluster.converge(Duration::from_secs(30)).await;
+    for node in [&cluster.master, slave] {
+        let mut reader = node.connect(READER).await;
+        for sql in [
+            "SELECT fx.f_log('reader')",
+            "SELECT fx.f_outer()",
+            "DO fx.f_log('reader')",
+            "SET @v = fx.f_log('reader')",
+        ] {
+            let (code, state, message) = expect_error(&mut reader, sql).await;
+            assert_eq!((code, state.as_str()), (1142, "42000"), "{sql}: {message}");
+            assert!(message.contains("readonly"), "says why: {message}");
+        }
+        // A function that only reads stays a read.
+        reader
+            .query_drop("SELECT COUNT(*) FROM fx.log")
+            .await
+            .expect("a read");
+    }
+    assert_eq!(
+        log_rows(&cluster.master).await,
+        0,
+        "the reader wrote nothing"
+    );
+    assert_eq!(log_rows(slave).await, 0, "nor on the slave");
+
+    let mut app = slave.connect(APP).await;
+    let id: Option<i64> = app
+        .query_first("SELECT fx.f_log('through the slave')")
+        .await
+        .expect("forwarded");
+    assert_eq!(id, Some(1), "the master's answer");
+    app.query_drop("SELECT fx.f_outer()")
+        .await
+        .expect("nested, forwarded");
+    assert_eq!(log_rows(&cluster.master).await, 2, "both ran on the master");
+    cluster.converge(Duration::from_secs(30)).await;
+    assert_eq!(
+        common::fingerprint(&cluster.master, "fx").await,
+        common::fingerprint(slave, "fx").await,
+        "the slave equals the master"
+    );
+}
+
+/// Rows of `fx.log` on `node`'s backend.
+async fn log_rows(node: &TestNode) -> i64 {
+    let mut conn = node.direct().await;
+    conn.query_first::<i64, _>("SELECT COUNT(*) FROM fx.log")
+        .await
+        .expect("count")
+        .unwrap_or(-1)
+}

@@ -180,6 +180,7 @@ impl Demo {
                     ack_timeout: Duration::from_secs(1),
                     feed_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                     feed_host: "127.0.0.1".into(),
+                    apply_lock_wait: myrelay::config::DEFAULT_APPLY_LOCK_WAIT,
                 }),
                 tls: None,
                 admin: Some(Admin {

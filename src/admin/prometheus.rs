@@ -96,6 +96,14 @@ impl Collector for NodeCollector {
                 ConstCounter::new(master.ack_timeouts()),
             )?;
         }
+        if let Some(replica) = &node.replica {
+            single(
+                &mut encoder,
+                "myrelay_replication_lock_kills",
+                "Slave: client connections killed because replication waited on their locks longer than replication.apply_lock_wait_ms.",
+                ConstCounter::new(replica.lock_kills()),
+            )?;
+        }
         if let Some(link) = &status.master_link {
             replica_link(&mut encoder, status.lsn, link.master_lsn, link.connected)?;
         }

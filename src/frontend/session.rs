@@ -25,11 +25,11 @@ use crate::backend::relay::{RelayError, Relayed, Reply, relay};
 use crate::backend::wire::{Credentials, Greeting, Wire, WireError, ok_status};
 use crate::config::{Grant, UserRole};
 use crate::error::{
-    ER_CLIENT_INTERACTION_TIMEOUT, ER_NET_PACKET_TOO_LARGE, ER_PARSE_ERROR, ER_SERVER_SHUTDOWN,
-    ER_SPECIFIC_ACCESS_DENIED_ERROR, ER_UNKNOWN_COM_ERROR, ErrorReply,
+    ER_CLIENT_INTERACTION_TIMEOUT, ER_CONNECTION_KILLED, ER_NET_PACKET_TOO_LARGE, ER_PARSE_ERROR,
+    ER_SERVER_SHUTDOWN, ER_SPECIFIC_ACCESS_DENIED_ERROR, ER_UNKNOWN_COM_ERROR, ErrorReply,
 };
 use crate::metrics::Outcome;
-use crate::node::NodeShared;
+use crate::node::{NodeShared, Preemption};
 use crate::packet::{PacketError, PacketReader};
 use crate::sql::class::StatementClass;
 use crate::sql::classify::{Classified, classify};
@@ -142,6 +142,8 @@ pub struct Session<R, W> {
     statements: statements::Statements,
     /// Set when the statement under way was refused (for the counters).
     refused: bool,
+    /// Tells the session when the node kills its backend connection.
+    preemption: Arc<Preemption>,
 }
 
 /// The client's end of the connection: what it sends, how it is answered, and the file it
@@ -234,6 +236,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             forwarding: Default::default(),
             statements: Default::default(),
             refused: false,
+            preemption: Arc::default(),
         }
     }
 
@@ -282,7 +285,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             compress.enable();
         }
         let connection_id = self.backend.wire.connection_id();
-        self.node.sessions.add(connection_id, &self.login.user);
+        self.node
+            .sessions
+            .add(connection_id, &self.login.user, self.preemption.clone());
         let end = self.serve().await;
         self.node.sessions.remove(connection_id);
         if let End::Protocol(ref e) = end {
@@ -298,8 +303,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             let node = self.node.clone();
             let busy = self.holds_transaction();
             let idle = self.node.config.limits.idle_timeout;
+            let preemption = self.preemption.clone();
             let next = tokio::select! {
                 read = self.client.reader.read(0) => read,
+                why = preemption.preempted() => {
+                    // The answer to the client's next command, which is awaited so that closing
+                    // does not reset the connection before the client read why.
+                    info!(reason = %why, "backend connection killed between statements");
+                    self.client.replies.out.set_seq(1);
+                    self.client.replies.error(&self.preempted(&why));
+                    let _ = self.client.replies.out.flush().await;
+                    let wait = idle.unwrap_or(Duration::from_secs(8 * 3600));
+                    let _ = tokio::time::timeout(wait, self.client.reader.read(0)).await;
+                    return End::BackendGone;
+                }
                 () = idle_for(idle) => {
                     // As MySQL's wait_timeout: inside a transaction too, which then rolls back,
                     // so an abandoned client cannot hold its locks and backend connection.
@@ -518,9 +535,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 self.reset();
                 self.backend.status = ok_status(&ok).unwrap_or(self.backend.status);
                 self.backend.db = login.db.clone();
-                self.node
-                    .sessions
-                    .add(self.backend.wire.connection_id(), &login.user);
+                self.node.sessions.add(
+                    self.backend.wire.connection_id(),
+                    &login.user,
+                    self.preemption.clone(),
+                );
                 self.login = login;
                 self.client.replies.out.packet(|b| b.extend_from_slice(&ok));
                 Ok(())
@@ -552,7 +571,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if let Err(e) = self.backend.wire.command(command, body).await {
             self.client.backend_lost(&e)?;
         }
+        let preemption = self.preemption.clone();
         let outcome = tokio::select! {
+            // First, so that the backend's own "Connection was killed" is never relayed instead.
+            biased;
+            why = preemption.preempted() => {
+                // What was relayed so far stays queued and the error follows it, as a server's
+                // does when it kills a statement mid-result.
+                info!(reason = %why, "backend connection killed mid-statement");
+                self.client.replies.error(&self.preempted(&why));
+                return Err(End::BackendGone);
+            }
             r = relay(&mut self.backend.wire, &mut self.client.replies.out, reply, &mut self.client.infile) => Some(r),
             () = self.client.reader.closed() => None,
         };
@@ -578,6 +607,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 Err(End::ClientGone)
             }
         }
+    }
+
+    /// The error a preempted session ends with: its backend connection was killed (`why`).
+    fn preempted(&self, why: &str) -> ErrorReply {
+        ErrorReply::new(
+            ER_CONNECTION_KILLED,
+            format!(
+                "Connection was killed by node '{}': {why}; an open transaction was rolled back",
+                self.node.config.name
+            ),
+        )
     }
 
     /// COM_QUERY: classify, decide, relay.

@@ -74,6 +74,8 @@ pub struct Replica {
     ddl_relayed: Mutex<Option<Position>>,
     /// DDL the backend applied: what the node read of its schema may be stale.
     schema_changes: AtomicU64,
+    /// Client connections killed because the applier waited on their locks.
+    lock_kills: AtomicU64,
 }
 
 impl Replica {
@@ -105,6 +107,7 @@ impl Replica {
             relayed: watch::channel(Position::default()).0,
             ddl_relayed: Mutex::new(None),
             schema_changes: AtomicU64::new(0),
+            lock_kills: AtomicU64::new(0),
         })
     }
 
@@ -192,6 +195,26 @@ impl Replica {
             *a = applied;
             moved
         });
+    }
+
+    /// True while the backend has transactions the feed relayed but it has not applied.
+    pub fn behind(&self) -> bool {
+        let relayed = self.relayed.borrow().clone();
+        !self.applied.borrow().covers(&relayed)
+    }
+
+    /// Client connections killed so far because the applier waited on their locks.
+    pub fn lock_kills(&self) -> u64 {
+        self.lock_kills.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn count_lock_kill(&self) {
+        self.lock_kills.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The node's own connections to its backend.
+    pub(super) fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Waits until the backend has applied `target` (read-your-writes), up to `timeout`.

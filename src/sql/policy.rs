@@ -5,7 +5,7 @@
 
 use super::class::StatementClass;
 use super::classify::Statement;
-use super::schemas::{BOOKKEEPING_DB, allowed, is_system, unquoted};
+use super::schemas::{self, BOOKKEEPING_DB, allowed, is_system, unquoted};
 use crate::config::{NodeRole, UserRole};
 use crate::error::{
     ER_DBACCESS_DENIED_ERROR, ER_OPTION_PREVENTS_STATEMENT, ER_SPECIFIC_ACCESS_DENIED_ERROR,
@@ -44,13 +44,9 @@ pub struct Context<'a> {
     pub databases: Option<&'a [String]>,
 }
 
-/// A table as written (`db.t` or `t`) as its database (the current one when not qualified)
-/// and its name, unquoted.
+/// A table as written as its database (the current one when not qualified) and its name.
 fn placed<'s>(ctx: &Context<'s>, table: &'s str) -> (Option<&'s str>, &'s str) {
-    match table.split_once('.') {
-        Some((db, name)) => (Some(unquoted(db)), unquoted(name)),
-        None => (ctx.current_db, unquoted(table)),
-    }
+    schemas::placed(ctx.current_db, table)
 }
 
 /// The databases `stmt` touches, unquoted: those it names, and the current one for tables it

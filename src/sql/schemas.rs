@@ -22,6 +22,15 @@ pub fn unquoted(name: &str) -> &str {
     name.trim_matches(|c| c == '`' || c == '"')
 }
 
+/// A table as written (`db.t` or `t`) as its database (`current_db` when not qualified) and its
+/// name, unquoted.
+pub fn placed<'s>(current_db: Option<&'s str>, table: &'s str) -> (Option<&'s str>, &'s str) {
+    match table.split_once('.') {
+        Some((db, name)) => (Some(unquoted(db)), unquoted(name)),
+        None => (current_db, unquoted(table)),
+    }
+}
+
 /// True for a system schema (see [`SYSTEM_SCHEMAS`]).
 pub fn is_system(db: &str) -> bool {
     let db = unquoted(db);

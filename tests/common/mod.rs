@@ -316,6 +316,7 @@ pub fn master_replication() -> myrelay::config::Replication {
         ack_timeout: std::time::Duration::from_secs(1),
         feed_listen: "127.0.0.1:0".parse().expect("addr"),
         feed_host: "127.0.0.1".into(),
+        apply_lock_wait: myrelay::config::DEFAULT_APPLY_LOCK_WAIT,
     }
 }
 

@@ -132,6 +132,18 @@ impl Program {
         }
     }
 
+    /// `python/metadata.py`: SQLAlchemy's reflection and mycli's completion refresh.
+    fn python_metadata() -> Program {
+        install_clients();
+        let dir = here().join("python");
+        Program {
+            argv: vec![
+                dir.join(".venv/bin/python").display().to_string(),
+                dir.join("metadata.py").display().to_string(),
+            ],
+        }
+    }
+
     fn node() -> Program {
         install_clients();
         Program {
@@ -428,4 +440,163 @@ async fn caching_sha2_password_and_tls_with_python_clients() {
         seen.contains("login failed: 1045") && seen.contains("TLS"),
         "{seen}"
     );
+}
+
+/// What the school database gets besides the demo's tables, so that the tools have a view, a
+/// function and a procedure to read (SQLAlchemy's views, mycli's functions and procedures).
+/// Last, ANALYZE (replicated, as a server's binlog carries it): index cardinalities are each
+/// backend's own estimate, which a slave's backend makes at other times than the master's; made
+/// now, on every table's final rows, they are exact on both.
+const SCHOOL_EXTRAS: [&str; 4] = [
+    "CREATE VIEW school.enrolment AS SELECT s.name AS student, c.name AS course \
+     FROM school.student_course sc JOIN school.student s ON s.id = sc.student_id \
+     JOIN school.course c ON c.id = sc.course_id",
+    "CREATE FUNCTION school.course_count(sid INT UNSIGNED) RETURNS INT READS SQL DATA \
+     RETURN (SELECT COUNT(*) FROM school.student_course WHERE student_id = sid)",
+    "CREATE PROCEDURE school.enrol(sid INT UNSIGNED, cid INT UNSIGNED) MODIFIES SQL DATA \
+     INSERT INTO school.student_course (student_id, course_id) VALUES (sid, cid)",
+    "ANALYZE TABLE school.student, school.course, school.student_course",
+];
+
+/// The backend accounts the metadata test compares a node's users with: (node user, backend
+/// account, its password, what its role stands for as grants on the school database). `app`
+/// reads and changes rows, calls routines and keeps temporary tables; `readonly` reads and calls
+/// routines (the node lets it call those whose bodies only read). Both see views' definitions
+/// (SHOW VIEW), as a node's users do. EXECUTE also decides which routines information_schema
+/// lists to an account, which is what the tools read.
+const ROLE_ACCOUNTS: [((&str, &str), &str, &str, &str); 2] = [
+    (
+        common::APP,
+        "direct_app",
+        "direct_app_pass",
+        "SELECT, INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, SHOW VIEW",
+    ),
+    (
+        common::READER,
+        "direct_reader",
+        "direct_reader_pass",
+        "SELECT, EXECUTE, SHOW VIEW",
+    ),
+];
+
+/// A transcript's compared lines and its `unscoped ` lines (see `python/metadata.py`): what a
+/// node user and a backend account with grants on one database cannot list alike.
+fn scoped(transcript: &str) -> (String, Vec<&str>) {
+    let (unscoped, compared): (Vec<&str>, Vec<&str>) = transcript
+        .lines()
+        .partition(|line| line.starts_with("unscoped "));
+    (compared.join("\n"), unscoped)
+}
+
+/// What drivers and tools read at connect and for metadata answers a node's `app` and `reader`
+/// users as the server answers an account with the grants their role stands for: DBeaver's JDBC
+/// metadata calls (Connector/J), SQLAlchemy's reflection and mycli's completion refresh (each
+/// over PyMySQL, run by the tool's own code), through the master and the slave, each compared
+/// with the same tool run directly against the master's backend as that account.
+///
+/// Compared: everything each tool reads of the school database (tables, views, columns, keys,
+/// indexes and their cardinalities, routines, the view's definition) and of the server
+/// (character sets, collations), and every error a tool reports or swallows, by its code
+/// (mycli's user list reads `mysql.user` and its SHOW candidates `mysql.help_topic`: refused
+/// with 1142 directly, so through the node too).
+///
+/// Not compared: the list of databases (SHOW DATABASES, JDBC catalogs, SQLAlchemy's schema
+/// names), the transcripts' `unscoped ` lines. A node's user may touch every application
+/// database, which no grant on the school database alone expresses, so the account lists fewer;
+/// the transcripts compare that the school database and information_schema are listed, and the
+/// whole lists are printed (`--nocapture`). They differ beyond that too: through the node the
+/// list also holds the system schemas (`mysql`, `performance_schema`, `sys`), which the node
+/// then refuses these users (1044) and which a server lists to no account without rights there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_tools_answer_app_and_reader_as_direct() {
+    let fixture = Fixture::start().await;
+    let mut admin = fixture.cluster.master.connect(ADMIN).await;
+    for statement in SCHOOL_EXTRAS {
+        admin.query_drop(statement).await.expect(statement);
+    }
+    drop(admin);
+    fixture.cluster.converge(Duration::from_secs(20)).await;
+    // The accounts live on the master's backend only: out of its binlog, so not replicated.
+    let mut direct = fixture.cluster.master.direct().await;
+    direct
+        .query_drop("SET SESSION sql_log_bin = 0")
+        .await
+        .expect("sql_log_bin");
+    for (_, account, password, grants) in ROLE_ACCOUNTS {
+        direct
+            .query_drop(format!(
+                "CREATE USER '{account}'@'127.0.0.1' IDENTIFIED BY '{password}'"
+            ))
+            .await
+            .expect("create account");
+        direct
+            .query_drop(format!(
+                "GRANT {grants} ON school.* TO '{account}'@'127.0.0.1'"
+            ))
+            .await
+            .expect("grant");
+    }
+    drop(direct);
+
+    let java = Program::java();
+    let python = Program::python_metadata();
+    // (tool, program, mode, what its transcript holds when it read the schema at all)
+    let tools: [(&str, &Program, &str, &[&str]); 3] = [
+        (
+            "dbeaver",
+            &java,
+            "dbeaver-metadata",
+            &["student_course_student", "FUNCTION_NAME=\"course_count\""],
+        ),
+        (
+            "sqlalchemy",
+            &python,
+            "sqlalchemy",
+            &[
+                "'referred_table': 'student'",
+                "enrolment definition: 'CREATE",
+            ],
+        ),
+        (
+            "mycli",
+            &python,
+            "mycli",
+            &[
+                "'course_count'",
+                "No user completions: error OperationalError 1142",
+                "No show completions: error OperationalError 1142",
+            ],
+        ),
+    ];
+    let nodes = [
+        ("master", fixture.cluster.master.addr()),
+        ("slave", fixture.cluster.slaves[0].addr()),
+    ];
+    for (tool, program, mode, evidence) in tools {
+        for ((user, pass), account, password, _) in ROLE_ACCOUNTS {
+            let server = fixture.cluster.master.server.addr();
+            let target = |addr, user, pass| Target { addr, user, pass };
+            let direct = program
+                .run(target(server, account, password), "school", mode)
+                .await;
+            let (expected, direct_unscoped) = scoped(&direct);
+            for fact in evidence {
+                assert!(
+                    expected.contains(fact),
+                    "{tool} as {account}: {fact} in a full transcript:\n{direct}"
+                );
+            }
+            eprintln!("{tool} directly as {account}: {direct_unscoped:?}");
+            for (node, addr) in nodes {
+                let through = program.run(target(addr, user, pass), "school", mode).await;
+                let (seen, unscoped) = scoped(&through);
+                eprintln!("{tool} through the {node} as {user}: {unscoped:?}");
+                assert_same(
+                    &format!("{tool} as {user} through the {node} (direct: {account})"),
+                    &expected,
+                    &seen,
+                );
+            }
+        }
+    }
 }

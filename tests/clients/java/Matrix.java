@@ -1,5 +1,6 @@
 // The client matrix scenario (../README.md) for MariaDB Connector/J, and DBeaver's connect-time
-// metadata calls plus a cell edit (--mode dbeaver). Run in single-file source mode:
+// metadata calls plus a cell edit (--mode dbeaver), or the metadata calls alone on an existing
+// database (--mode dbeaver-metadata). Run in single-file source mode:
 //   java -cp /usr/share/java/mariadb-java-client.jar Matrix.java --host H --port P ... --mode M
 // The transcript goes to stdout (UTF-8), diagnostics to stderr; any unexpected error exits 1.
 
@@ -69,6 +70,7 @@ public class Matrix {
                 case "matrix": matrix(args.get("db")); break;
                 case "refusal": refusal(args.get("db")); break;
                 case "dbeaver": dbeaver(args.get("db")); break;
+                case "dbeaver-metadata": dbeaverMetadata(args.get("db")); break;
                 default: usage("unknown --mode " + args.get("mode"));
             }
         } catch (Throwable t) {
@@ -84,7 +86,7 @@ public class Matrix {
     static void usage(String why) {
         System.err.println(why);
         System.err.println("usage: Matrix --host H --port P --user U --password W --db D"
-            + " --mode matrix|refusal|dbeaver");
+            + " --mode matrix|refusal|dbeaver|dbeaver-metadata");
         System.exit(2);
     }
 
@@ -419,62 +421,97 @@ public class Matrix {
 
         // DBeaver then connects to the database with the driver's defaults (client-side prepares).
         try (Connection conn = connect(db, false)) {
-            say("connection catalog " + conn.getCatalog());
-            // Selecting the schema in DBeaver's navigator makes it the active catalog: COM_INIT_DB.
-            conn.setCatalog(db);
-            say("active catalog " + conn.getCatalog());
-            DatabaseMetaData meta = conn.getMetaData();
-            say("driver " + meta.getDriverName() + " jdbc " + meta.getJDBCMajorVersion() + "."
-                + meta.getJDBCMinorVersion() + " identifier quote " + quote(meta.getIdentifierQuoteString()));
-
             // Other runs leave their own databases on a shared server: keep only the known ones.
-            Set<String> known = Set.of(db, "information_schema", "mysql", "performance_schema", "school", "sys");
-            List<String> catalogs = new ArrayList<>();
-            try (ResultSet rs = meta.getCatalogs()) {
-                say("catalogs: result column " + rs.getMetaData().getColumnLabel(1));
-                while (rs.next()) {
-                    if (known.contains(rs.getString(1))) {
-                        catalogs.add(rs.getString(1));
-                    }
+            metadata(conn, db, Set.of(db, "information_schema", "mysql", "performance_schema", "school", "sys"));
+            edit(conn);
+        }
+    }
+
+    /**
+     * --mode dbeaver-metadata: what DBeaver reads when it connects to an existing D and a user
+     * browses it, without the setup and the edit: it only reads, so a readonly user runs it too.
+     * The catalogs are compared as the presence of D and information_schema only: the whole list
+     * is printed on a line of its own, starting with "unscoped ", as it differs between a node's
+     * user and a backend account with grants on D only.
+     */
+    static void dbeaverMetadata(String db) throws SQLException {
+        try (Connection conn = connect(db, false)) {
+            metadata(conn, db, null);
+        }
+    }
+
+    /** DBeaver's connect-time metadata calls on D; `known`: the catalogs listed (null: see dbeaverMetadata). */
+    static void metadata(Connection conn, String db, Set<String> known) throws SQLException {
+        say("connection catalog " + conn.getCatalog());
+        // Selecting the schema in DBeaver's navigator makes it the active catalog: COM_INIT_DB.
+        conn.setCatalog(db);
+        say("active catalog " + conn.getCatalog());
+        DatabaseMetaData meta = conn.getMetaData();
+        say("driver " + meta.getDriverName() + " jdbc " + meta.getJDBCMajorVersion() + "."
+            + meta.getJDBCMinorVersion() + " identifier quote " + quote(meta.getIdentifierQuoteString()));
+
+        List<String> catalogs = new ArrayList<>();
+        List<String> all = new ArrayList<>();
+        try (ResultSet rs = meta.getCatalogs()) {
+            say("catalogs: result column " + rs.getMetaData().getColumnLabel(1));
+            while (rs.next()) {
+                all.add(rs.getString(1));
+                if (known != null && known.contains(rs.getString(1))) {
+                    catalogs.add(rs.getString(1));
                 }
             }
-            Collections.sort(catalogs);
-            say("catalogs: " + db + " present=" + catalogs.contains(db));
+        }
+        Collections.sort(catalogs);
+        Collections.sort(all);
+        say("catalogs: " + db + " present=" + all.contains(db));
+        if (known != null) {
             say("catalogs: " + catalogs);
+        } else {
+            say("catalogs: information_schema present=" + all.contains("information_schema"));
+            say("unscoped catalogs: " + all);
+        }
 
-            table("tables of " + db, meta.getTables(db, null, "%", null));
-            for (String t : SCHOOL_TABLES) {
-                table("columns of " + t, meta.getColumns(db, null, t, "%"));
-            }
-            for (String t : SCHOOL_TABLES) {
-                table("primary keys of " + t, meta.getPrimaryKeys(db, null, t));
-            }
-            table("imported keys of student_course", meta.getImportedKeys(db, null, "student_course"));
-            table("exported keys of student", meta.getExportedKeys(db, null, "student"));
+        table("tables of " + db, meta.getTables(db, null, "%", null));
+        for (String t : SCHOOL_TABLES) {
+            table("columns of " + t, meta.getColumns(db, null, t, "%"));
+        }
+        for (String t : SCHOOL_TABLES) {
+            table("primary keys of " + t, meta.getPrimaryKeys(db, null, t));
+        }
+        table("imported keys of student_course", meta.getImportedKeys(db, null, "student_course"));
+        table("exported keys of student", meta.getExportedKeys(db, null, "student"));
+        if (known == null) {
+            // What DBeaver reads further when a user opens a table's properties.
+            table("index info of student_course", meta.getIndexInfo(db, null, "student_course", false, false));
+            table("procedures of " + db, meta.getProcedures(db, null, "%"));
+            table("functions of " + db, meta.getFunctions(db, null, "%"));
+        }
 
-            try (Statement st = conn.createStatement()) {
-                result("select * from student", st.executeQuery("SELECT * FROM student"));
-            }
+        try (Statement st = conn.createStatement()) {
+            result("select * from student", st.executeQuery("SELECT * FROM student"));
+        }
+    }
 
-            try (Statement st = conn.createStatement(ResultSet.TYPE_SCROLL_INSENSITIVE,
-                    ResultSet.CONCUR_UPDATABLE)) {
-                try (ResultSet rs = st.executeQuery("SELECT id, name FROM student")) {
-                    say("updatable: concurrency=" + (rs.getConcurrency() == ResultSet.CONCUR_UPDATABLE
-                        ? "CONCUR_UPDATABLE" : "CONCUR_READ_ONLY"));
-                    columns(rs.getMetaData());
-                    boolean found = false;
-                    while (!found && rs.next()) {
-                        found = rs.getLong("id") == 2;
-                    }
-                    say("updatable: on id 2 " + found + " name " + quote(rs.getString("name")));
-                    rs.updateString("name", "Alan M. Turing");
-                    rs.updateRow();
-                    say("updatable: after updateRow name " + quote(rs.getString("name")));
+    /** A cell edit through an updatable result set, then the table afterwards. */
+    static void edit(Connection conn) throws SQLException {
+        try (Statement st = conn.createStatement(ResultSet.TYPE_SCROLL_INSENSITIVE,
+                ResultSet.CONCUR_UPDATABLE)) {
+            try (ResultSet rs = st.executeQuery("SELECT id, name FROM student")) {
+                say("updatable: concurrency=" + (rs.getConcurrency() == ResultSet.CONCUR_UPDATABLE
+                    ? "CONCUR_UPDATABLE" : "CONCUR_READ_ONLY"));
+                columns(rs.getMetaData());
+                boolean found = false;
+                while (!found && rs.next()) {
+                    found = rs.getLong("id") == 2;
                 }
+                say("updatable: on id 2 " + found + " name " + quote(rs.getString("name")));
+                rs.updateString("name", "Alan M. Turing");
+                rs.updateRow();
+                say("updatable: after updateRow name " + quote(rs.getString("name")));
             }
-            try (Statement st = conn.createStatement()) {
-                result("student after the edit", st.executeQuery("SELECT * FROM student"));
-            }
+        }
+        try (Statement st = conn.createStatement()) {
+            result("student after the edit", st.executeQuery("SELECT * FROM student"));
         }
     }
 }

@@ -13,7 +13,7 @@ use mysql_async::prelude::Queryable;
 
 /// Statements a non-admin user is refused, with the error a server gives a user without rights
 /// on the `mysql` schema (1142 for a table, 1044 for the schema).
-const SYSTEM_READS: [(&str, u16); 7] = [
+const SYSTEM_READS: [(&str, u16); 14] = [
     ("SELECT User, Password FROM mysql.user", 1142),
     ("SELECT * FROM mysql.global_priv", 1142),
     ("SHOW GRANTS FOR root@localhost", 1044),
@@ -21,6 +21,14 @@ const SYSTEM_READS: [(&str, u16); 7] = [
     ("USE mysql", 1044),
     ("SELECT * FROM performance_schema.threads", 1142),
     ("SELECT * FROM myrelay.applied", 1142),
+    ("SHOW TABLES FROM mysql", 1044),
+    ("SHOW TABLE STATUS FROM mysql", 1044),
+    ("SHOW CREATE TABLE mysql.user", 1142),
+    ("SHOW INDEX FROM mysql.user", 1142),
+    ("SHOW COLUMNS FROM user FROM mysql", 1142),
+    // Every account's privileges: a server shows a user its own rows only.
+    ("SELECT * FROM information_schema.USER_PRIVILEGES", 1142),
+    ("SELECT * FROM information_schema.TABLE_PRIVILEGES", 1142),
 ];
 
 /// What drivers and tools read at connect and for metadata: these must keep answering.
@@ -63,6 +71,23 @@ async fn non_admin_users_see_application_data_only_on_master_and_slave() {
                     .await
                     .unwrap_or_else(|e| panic!("{} {sql}: {e}", user.0));
             }
+            // SHOW DATABASES lists what the user may touch, as a server lists a user's.
+            for sql in ["SHOW DATABASES", "SHOW SCHEMAS LIKE '%'"] {
+                let dbs: Vec<String> = conn.query(sql).await.expect(sql);
+                assert!(
+                    dbs.iter().any(|d| d == "perm")
+                        && dbs.iter().any(|d| d == "information_schema"),
+                    "{} {sql}: {dbs:?}",
+                    user.0
+                );
+                for system in ["mysql", "performance_schema", "sys", "myrelay"] {
+                    assert!(
+                        !dbs.iter().any(|d| d == system),
+                        "{} {sql}: {dbs:?}",
+                        user.0
+                    );
+                }
+            }
             // The database selected by the protocol (the CLI's `use`) and at login is judged too.
             let out = mariadb_cli(node.addr(), user.0, user.1, &[], "use mysql\nSELECT 1;\n").await;
             let stderr = String::from_utf8_lossy(&out.stderr);
@@ -82,6 +107,8 @@ async fn non_admin_users_see_application_data_only_on_master_and_slave() {
         conn.query_drop("SHOW GRANTS FOR root@localhost")
             .await
             .expect("admin shows grants");
+        let dbs: Vec<String> = conn.query("SHOW DATABASES").await.expect("databases");
+        assert!(dbs.iter().any(|d| d == "mysql"), "{dbs:?}");
     }
 }
 

@@ -16,7 +16,7 @@ use super::wire::{Wire, WireError, column_count, end_of_rows, lenenc_int, ok_sta
 use crate::packet::PacketWriter;
 
 /// The shape of the reply a command gets, which says where it ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub enum Reply<'a> {
     /// COM_QUERY and COM_STMT_EXECUTE: result sets and OK packets, while "more results" is set.
     /// `cursor`: an execute that asked for a cursor, whose result set ends after its columns.
@@ -32,9 +32,9 @@ pub enum Reply<'a> {
     FieldList,
     /// One packet: OK, ERR, EOF, or COM_STATISTICS's text.
     Single,
-    /// COM_QUERY of `SHOW PROCESSLIST` for a user who may see only its own connections: text
-    /// rows whose first column (the connection id) is not one of these are left out.
-    OwnRows(&'a [u32]),
+    /// COM_QUERY of a result the user may see only some rows of (a non-admin's `SHOW
+    /// PROCESSLIST`, `SHOW DATABASES`): text rows `keep` says no to are left out.
+    Filtered(Keep<'a>),
 }
 
 /// What a relayed reply left behind.
@@ -71,18 +71,18 @@ pub enum RelayError {
 }
 
 /// Which text rows of a result go to the client.
-type Keep<'k> = &'k (dyn Fn(&[u8]) -> bool + Sync);
+pub type Keep<'k> = &'k (dyn Fn(&[u8]) -> bool + Sync);
 
 /// Every row.
 fn all(_: &[u8]) -> bool {
     true
 }
 
-/// The first column of a text row as a number, if it is one.
-fn first_number(row: &[u8]) -> Option<u64> {
+/// The first column of a text row as text (`None` for NULL or a malformed row).
+pub fn first_column(row: &[u8]) -> Option<&str> {
     let (len, at) = lenenc_int(row)?;
     let value = row.get(at..at.checked_add(usize::try_from(len).ok()?)?)?;
-    std::str::from_utf8(value).ok()?.parse().ok()
+    std::str::from_utf8(value).ok()
 }
 
 /// Relays one packet from `wire` to `out` and returns it.
@@ -107,12 +107,7 @@ pub async fn relay<W: AsyncWrite + Unpin>(
 ) -> Result<Relayed, RelayError> {
     match reply {
         Reply::Results { cursor } => results(wire, out, cursor, infile, &all).await,
-        Reply::OwnRows(ids) => {
-            let own = |row: &[u8]| {
-                first_number(row).is_some_and(|id| ids.iter().any(|own| u64::from(*own) == id))
-            };
-            results(wire, out, false, infile, &own).await
-        }
+        Reply::Filtered(keep) => results(wire, out, false, infile, keep).await,
         Reply::Prepare => prepare(wire, out).await,
         Reply::Rows => rows(wire, out, &all).await,
         Reply::FieldList => loop {

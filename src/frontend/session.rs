@@ -46,6 +46,7 @@ use crate::sql::prepare;
 const DEFAULT_COLLATION: u8 = 45;
 
 mod forward;
+mod hidden;
 mod local_infile;
 mod ops;
 mod prepared_sql;
@@ -665,11 +666,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             (self.forward(sql).await, Outcome::Forwarded)
         } else {
             let in_transaction = self.backend.in_transaction();
-            let ran = match self.own_processes(&classified) {
-                Some(ids) => self
-                    .send_and_relay(0x03, sql, Reply::OwnRows(&ids))
-                    .await
-                    .map(|relayed| !relayed.failed),
+            let ran = match self.hidden_rows(&classified) {
+                Some(hidden) => {
+                    let keep = |row: &[u8]| hidden.keeps(row);
+                    self.send_and_relay(0x03, sql, Reply::Filtered(&keep))
+                        .await
+                        .map(|relayed| !relayed.failed)
+                }
                 None => self.execute(sql).await,
             };
             if classified.class() >= StatementClass::Ddl {
@@ -697,19 +700,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     fn selection_refusal(&self, db: &str) -> Option<ErrorReply> {
         let grant = self.current_grant();
         database_refusal(&self.policy_context(&grant), "USE", &[], &[db])
-    }
-
-    /// The connection ids a non-admin's `SHOW PROCESSLIST` may list: its own on this node, as a
-    /// server lists only a user's own threads to a user without the PROCESS privilege.
-    fn own_processes(&self, classified: &Classified) -> Option<Vec<u32>> {
-        // The verb first: the role is looked up in the shared user table, which every other
-        // statement need not pay for here.
-        (classified
-            .statements
-            .iter()
-            .any(|s| s.verb == "SHOW PROCESSLIST")
-            && self.current_role() != UserRole::Admin)
-            .then(|| self.node.sessions.of_user(&self.login.user))
     }
 
     /// The full classification of `text`, each `CALL` judged by the procedure it runs, and a
@@ -784,12 +774,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                  so a packet may hold only one statement",
             ));
         }
-        if classified.statements.len() > 1 && self.own_processes(classified).is_some() {
-            // Its rows are filtered by connection id, which other statements' rows are not.
+        if classified.statements.len() > 1 && self.hidden_rows(classified).is_some() {
+            // Its rows are filtered, which other statements' rows must not be.
             return Some(ErrorReply::new(
                 ER_SPECIFIC_ACCESS_DENIED_ERROR,
-                "SHOW PROCESSLIST must be alone in its packet for a user without the admin role: \
-                 the node filters its rows to the user's own connections",
+                "SHOW PROCESSLIST and SHOW DATABASES must be alone in their packet for this user: \
+                 the node leaves out the rows the user may not see",
             ));
         }
         // The decisive statement speaks first (its refusal is the one a client expects), but

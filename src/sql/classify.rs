@@ -132,14 +132,22 @@ fn classify_piece(piece: &Piece, ctx: Ctx) -> Statement {
     match parse(&piece.text) {
         Ok(parsed) => {
             let mut tables = Vec::new();
-            let mut databases = if db_statement || keywords::reads_accounts(&kw.verb) {
+            // What a SHOW looks into is read by the keyword rules alone.
+            let show = kw.verb.starts_with("SHOW");
+            let mut databases = if db_statement || show {
                 kw.databases.clone()
             } else {
                 Vec::new()
             };
+            if show {
+                // sqlparser reads `SHOW TABLES FROM db` as naming a table `db`.
+                tables.extend(kw.tables.iter().cloned());
+            }
             for stmt in &parsed {
                 class = class.max(parser_class(stmt));
-                collect_tables(stmt, &mut tables);
+                if !show {
+                    collect_tables(stmt, &mut tables);
+                }
             }
             for t in &tables {
                 if let Some((db, _)) = t.split_once('.') {

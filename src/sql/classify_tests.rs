@@ -411,6 +411,39 @@ fn tables_and_databases() {
     assert_eq!(s.verb, "CREATE TEMPORARY TABLE");
     assert_eq!(s.tables, ["tmp"]);
 
+    // What a SHOW looks into.
+    for (sql, tables, dbs) in [
+        ("SHOW TABLES FROM mysql", &[][..], &["mysql"][..]),
+        ("SHOW FULL TABLES IN `sys` LIKE 'x%'", &[], &["sys"]),
+        (
+            "SHOW TABLE STATUS FROM mysql WHERE Name = 'user'",
+            &[],
+            &["mysql"],
+        ),
+        ("SHOW CREATE TABLE mysql.user", &["mysql.user"], &["mysql"]),
+        ("SHOW CREATE VIEW t", &["t"], &[]),
+        ("SHOW CREATE DATABASE mysql", &[], &["mysql"]),
+        ("SHOW CREATE PROCEDURE sys.p", &[], &["sys"]),
+        ("SHOW INDEX FROM mysql.user", &["mysql.user"], &["mysql"]),
+        (
+            "SHOW KEYS FROM user FROM mysql",
+            &["mysql.user"],
+            &["mysql"],
+        ),
+        (
+            "SHOW FULL COLUMNS FROM user IN mysql",
+            &["mysql.user"],
+            &["mysql"],
+        ),
+        ("SHOW TRIGGERS FROM school", &[], &["school"]),
+        ("SHOW DATABASES LIKE 'mysql'", &[], &[]),
+        ("SHOW GRANTS FOR root@localhost", &[], &["mysql"]),
+    ] {
+        let s = one(sql);
+        assert_eq!(s.tables, tables, "{sql}");
+        assert_eq!(s.databases, dbs, "{sql}");
+    }
+
     // Fallback path: names from keyword patterns.
     let s = one("OPTIMIZE TABLE db.t1, t2");
     assert!(s.fallback_reason.is_some());

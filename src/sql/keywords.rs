@@ -154,6 +154,7 @@ fn leading_rule(text: &str, t: &[Token], ctx: Ctx) -> Head {
         "SHOW" => match (w1, word(t, 2)) {
             ("GRANTS", _) => head(Read, "SHOW GRANTS", 2),
             ("PROCESSLIST", _) => head(Read, "SHOW PROCESSLIST", 2),
+            ("DATABASES" | "SCHEMAS", _) => head(Read, "SHOW DATABASES", 2),
             ("FULL", Some("PROCESSLIST")) => head(Read, "SHOW PROCESSLIST", 3),
             ("CREATE", Some("USER")) => head(Read, "SHOW CREATE USER", 3),
             _ => head(Read, "SHOW", 2),
@@ -568,7 +569,7 @@ const ACCOUNTS_DB: &str = "mysql";
 
 /// True for the statements that show accounts (their grants, their password hashes): they
 /// count as reading the accounts schema.
-pub fn reads_accounts(verb: &str) -> bool {
+fn reads_accounts(verb: &str) -> bool {
     matches!(verb, "SHOW GRANTS" | "SHOW CREATE USER")
 }
 
@@ -579,6 +580,8 @@ fn names(text: &str, t: &[Token], verb: &str) -> (Vec<String>, Vec<String>) {
     if verb.starts_with("SHOW") {
         if reads_accounts(verb) {
             dbs.push(ACCOUNTS_DB.to_string());
+        } else {
+            show_names(text, t, &mut tables, &mut dbs);
         }
         return (tables, dbs);
     }
@@ -631,6 +634,75 @@ fn names(text: &str, t: &[Token], verb: &str) -> (Vec<String>, Vec<String>) {
         }
     }
     (tables, dbs)
+}
+
+/// The tables and databases a `SHOW` looks into: `SHOW CREATE TABLE db.t`, `SHOW CREATE
+/// DATABASE db`, `SHOW [FULL] COLUMNS | INDEX FROM t [FROM db]`, `SHOW TABLES | TABLE STATUS |
+/// TRIGGERS | EVENTS FROM db`, so that the policy judges them as it judges reading the tables.
+fn show_names(text: &str, t: &[Token], tables: &mut Vec<String>, dbs: &mut Vec<String>) {
+    // A name at `i`, qualified or not: (database, name, index after it).
+    let name_at = |i: usize| -> Option<(Option<String>, String, usize)> {
+        let first = t.get(i).filter(|x| is_name(x))?;
+        let dot = t.get(i + 1).is_some_and(|x| x.is_punct('.'));
+        Some(match t.get(i + 2).filter(|x| dot && is_name(x)) {
+            Some(second) => (
+                Some(as_written(text, first)),
+                as_written(text, second),
+                i + 3,
+            ),
+            None => (None, as_written(text, first), i + 1),
+        })
+    };
+    let mut add_table = |db: Option<String>, name: String, dbs: &mut Vec<String>| match db {
+        Some(db) => {
+            push_unique(tables, format!("{db}.{name}"));
+            push_unique(dbs, db);
+        }
+        None => push_unique(tables, name),
+    };
+    if word(t, 1) == Some("CREATE") {
+        let Some((db, name, _)) = name_at(3) else {
+            return;
+        };
+        match word(t, 2) {
+            Some("DATABASE" | "SCHEMA") => push_unique(dbs, name),
+            Some("TABLE" | "VIEW" | "SEQUENCE") => add_table(db, name, dbs),
+            // A routine, trigger or event: its database.
+            _ => dbs.extend(db),
+        }
+        return;
+    }
+    // Statements about one table's parts name the table first, then perhaps its database.
+    let mut table_first = t
+        .iter()
+        .take_while(|x| !x.is_word("FROM") && !x.is_word("IN"))
+        .any(|x| {
+            ["COLUMNS", "FIELDS", "INDEX", "INDEXES", "KEYS"]
+                .iter()
+                .any(|w| x.is_word(w))
+        });
+    let mut table: Option<(Option<String>, String)> = None;
+    let mut i = 1;
+    while i < t.len() && !t[i].is_word("LIKE") && !t[i].is_word("WHERE") {
+        if !t[i].is_word("FROM") && !t[i].is_word("IN") {
+            i += 1;
+            continue;
+        }
+        let Some((db, name, next)) = name_at(i + 1) else {
+            break;
+        };
+        i = next;
+        if std::mem::take(&mut table_first) {
+            table = Some((db, name));
+        } else if let Some((None, t)) = table.take() {
+            table = Some((Some(name), t));
+        } else {
+            push_unique(dbs, name);
+        }
+    }
+    if let Some((db, name)) = table {
+        add_table(db, name, dbs);
+    }
 }
 
 /// Words that follow INTO/FROM/TABLE without being a table name.

@@ -5,7 +5,9 @@
 
 use super::class::StatementClass;
 use super::classify::Statement;
-use super::schemas::{self, BOOKKEEPING_DB, allowed, is_system, unquoted};
+use super::schemas::{
+    self, ACCOUNT_VIEWS, BOOKKEEPING_DB, METADATA_SCHEMA, allowed, is_system, unquoted,
+};
 use crate::config::{NodeRole, UserRole};
 use crate::error::{
     ER_DBACCESS_DENIED_ERROR, ER_OPTION_PREVENTS_STATEMENT, ER_SPECIFIC_ACCESS_DENIED_ERROR,
@@ -82,16 +84,31 @@ pub fn decide(ctx: &Context<'_>, stmt: &Statement) -> Decision {
     } else {
         stmt.class
     };
-    if ctx.user_role != UserRole::Admin && reads_process_list(ctx, stmt) {
-        return Decision::Refuse(ErrorReply::new(
-            ER_SPECIFIC_ACCESS_DENIED_ERROR,
-            format!(
-                "Access denied; you need (at least one of) the PROCESS privilege(s) for this operation: \
-                 other clients' statements are for admin users (user '{}' has role {}); SHOW PROCESSLIST lists its own connections",
-                ctx.user,
-                ctx.user_role.as_str()
-            ),
-        ));
+    if ctx.user_role != UserRole::Admin
+        && let Some(table) = account_view(ctx, stmt)
+    {
+        return Decision::Refuse(if table.eq_ignore_ascii_case("PROCESSLIST") {
+            ErrorReply::new(
+                ER_SPECIFIC_ACCESS_DENIED_ERROR,
+                format!(
+                    "Access denied; you need (at least one of) the PROCESS privilege(s) for this operation: \
+                     other clients' statements are for admin users (user '{}' has role {}); SHOW PROCESSLIST lists its own connections",
+                    ctx.user,
+                    ctx.user_role.as_str()
+                ),
+            )
+        } else {
+            ErrorReply::new(
+                ER_TABLEACCESS_DENIED_ERROR,
+                format!(
+                    "{verb} command denied to user '{}' for table 'information_schema.{table}': \
+                     it lists every account's privileges, for admin users only (user '{}' has role {})",
+                    ctx.user,
+                    ctx.user,
+                    ctx.user_role.as_str()
+                ),
+            )
+        });
     }
     match by_class(ctx, stmt, class) {
         Decision::Refuse(e) => Decision::Refuse(e),
@@ -102,12 +119,13 @@ pub fn decide(ctx: &Context<'_>, stmt: &Statement) -> Decision {
     }
 }
 
-/// True when `stmt` reads `information_schema.PROCESSLIST`: every client's statements.
-fn reads_process_list(ctx: &Context<'_>, stmt: &Statement) -> bool {
-    stmt.tables.iter().any(|t| {
+/// The `information_schema` table of [`ACCOUNT_VIEWS`] that `stmt` reads, if any.
+fn account_view<'s>(ctx: &Context<'s>, stmt: &'s Statement) -> Option<&'s str> {
+    stmt.tables.iter().find_map(|t| {
         let (db, table) = placed(ctx, t);
-        db.is_some_and(|d| d.eq_ignore_ascii_case("information_schema"))
-            && table.eq_ignore_ascii_case("PROCESSLIST")
+        let hit = db.is_some_and(|d| d.eq_ignore_ascii_case(METADATA_SCHEMA))
+            && ACCOUNT_VIEWS.iter().any(|v| v.eq_ignore_ascii_case(table));
+        hit.then_some(table)
     })
 }
 

@@ -15,7 +15,20 @@ pub const BOOKKEEPING_DB: &str = "myrelay";
 pub const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "performance_schema", "sys", BOOKKEEPING_DB];
 
 /// The schema every user may read.
-const METADATA_SCHEMA: &str = "information_schema";
+pub const METADATA_SCHEMA: &str = "information_schema";
+
+/// Tables of [`METADATA_SCHEMA`] of which a server shows a user its own rows only: the clients'
+/// statements, the accounts' privileges and roles. Every client of a node is the backend's
+/// administrator, so there they would show everyone's: they are for admin users.
+pub const ACCOUNT_VIEWS: [&str; 7] = [
+    "PROCESSLIST",
+    "USER_PRIVILEGES",
+    "SCHEMA_PRIVILEGES",
+    "TABLE_PRIVILEGES",
+    "COLUMN_PRIVILEGES",
+    "APPLICABLE_ROLES",
+    "ENABLED_ROLES",
+];
 
 /// A database name as written, without its identifier quotes.
 pub fn unquoted(name: &str) -> &str {

@@ -504,9 +504,10 @@ fn scoped(transcript: &str) -> (String, Vec<&str>) {
 /// names), the transcripts' `unscoped ` lines. A node's user may touch every application
 /// database, which no grant on the school database alone expresses, so the account lists fewer;
 /// the transcripts compare that the school database and information_schema are listed, and the
-/// whole lists are printed (`--nocapture`). They differ beyond that too: through the node the
-/// list also holds the system schemas (`mysql`, `performance_schema`, `sys`), which the node
-/// then refuses these users (1044) and which a server lists to no account without rights there.
+/// whole lists are printed (`--nocapture`). They differ beyond that too: `SHOW DATABASES`
+/// through the node leaves out the system schemas as a server does, but
+/// `information_schema.SCHEMATA` (JDBC's catalogs) still lists them, which the node then
+/// refuses these users (1044).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_tools_answer_app_and_reader_as_direct() {
     let fixture = Fixture::start().await;

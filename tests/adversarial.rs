@@ -30,6 +30,9 @@ enum Expect {
     Refused(u16, u16),
     /// May run (or fail on the backend): the backend unchanged either way.
     Harmless,
+    /// A read of what only admins may see (the server's accounts, other clients' statements):
+    /// refused to `app` with this code, an admin may run it; the backend unchanged either way.
+    AdminOnly(u16),
 }
 
 /// DDL or an administrative statement: 1290 on a slave, 1227 for a non-admin on the master.
@@ -435,6 +438,98 @@ fn cases(node: &TestNode) -> Vec<Case> {
             ),
             DDL,
         ),
+        // --- reading what only admins may see, however it is reached
+        query(
+            "the accounts in a subquery",
+            "SELECT 1 FROM dual WHERE EXISTS (SELECT 1 FROM mysql.user)",
+            Expect::AdminOnly(1142),
+        ),
+        query(
+            "the accounts in a derived table",
+            "SELECT * FROM (SELECT User, Password FROM mysql.user) AS x",
+            Expect::AdminOnly(1142),
+        ),
+        query(
+            "the accounts in a UNION",
+            "SELECT 1 UNION SELECT Password FROM mysql.user",
+            Expect::AdminOnly(1142),
+        ),
+        query(
+            "the accounts in backticks and comments",
+            "SELECT * FROM `mysql` /**/ . /**/ `user`",
+            Expect::AdminOnly(1142),
+        ),
+        query(
+            "the accounts after a USE in the packet",
+            "USE mysql; SELECT * FROM user",
+            Expect::AdminOnly(1044),
+        ),
+        Case {
+            name: "the accounts through a prepared statement",
+            send: Send::Prepare("SELECT Password FROM mysql.user WHERE User = ?".into()),
+            expect: Expect::AdminOnly(1142),
+        },
+        query(
+            "the accounts through PREPARE … FROM a string",
+            "PREPARE s FROM 'SELECT Password FROM mysql.user'",
+            Expect::AdminOnly(1142),
+        ),
+        query(
+            "the accounts through a HANDLER",
+            "HANDLER mysql.global_priv OPEN",
+            Expect::AdminOnly(1142),
+        ),
+        query(
+            "the accounts' columns by DESCRIBE",
+            "DESCRIBE mysql.user",
+            Expect::AdminOnly(1142),
+        ),
+        query(
+            "the accounts in an EXPLAIN",
+            "EXPLAIN SELECT * FROM mysql.user",
+            Expect::AdminOnly(1142),
+        ),
+        query(
+            "the accounts' tables by SHOW",
+            "SHOW TABLES FROM mysql",
+            Expect::AdminOnly(1044),
+        ),
+        query(
+            "an account's definition by SHOW",
+            "SHOW CREATE TABLE mysql.user",
+            Expect::AdminOnly(1142),
+        ),
+        query(
+            "every account's privileges in information_schema",
+            "SELECT * FROM information_schema.USER_PRIVILEGES",
+            Expect::AdminOnly(1142),
+        ),
+        // A CALL into a system schema is administration, whatever the body does.
+        query(
+            "a system schema's procedure that only reads",
+            "CALL sys.adv_accounts()",
+            Expect::AdminOnly(1227),
+        ),
+        query(
+            "a sys procedure that prepares SQL",
+            "CALL sys.table_exists('mysql', 'user', @exists)",
+            Expect::AdminOnly(1227),
+        ),
+        query(
+            "other clients' statements in a subquery",
+            "SELECT COUNT(*) FROM (SELECT * FROM information_schema.PROCESSLIST) AS p",
+            Expect::AdminOnly(1227),
+        ),
+        query(
+            "SHOW PROCESSLIST after another statement",
+            "SELECT 1; SHOW FULL PROCESSLIST",
+            Expect::AdminOnly(1227),
+        ),
+        query(
+            "SHOW DATABASES after another statement",
+            "SELECT 'mysql'; SHOW DATABASES",
+            Expect::AdminOnly(1227),
+        ),
         // --- the node's bookkeeping
         steps(
             "USE myrelay, then write",
@@ -527,6 +622,8 @@ async fn prepare_backend(node: &TestNode) {
          SET @q = q; PREPARE s FROM @q; EXECUTE s; DEALLOCATE PREPARE s; END",
         "CREATE PROCEDURE adv.set_global() SET GLOBAL max_connections = 3",
         "CREATE PROCEDURE adv.harmless() SELECT COUNT(*) FROM adv.t",
+        // A read-only procedure of a system schema, run with its definer's rights.
+        "CREATE PROCEDURE sys.adv_accounts() SELECT User, Password FROM mysql.user",
     ] {
         conn.query_drop(sql)
             .await
@@ -579,7 +676,17 @@ async fn run_cases(node: &TestNode, user: (&str, &str), on_slave: bool) {
                 );
             }
             (Expect::Refused(..), None) => panic!("{}: was not refused", case.name),
-            (Expect::Harmless, _) => {}
+            (Expect::AdminOnly(code), got) if user.0 != ADMIN.0 => {
+                let (got, _, message) =
+                    got.unwrap_or_else(|| panic!("{}: was not refused", case.name));
+                assert_eq!(got, code, "{}: {message}", case.name);
+                assert!(
+                    message.contains(user.0),
+                    "{}: names the user: {message}",
+                    case.name
+                );
+            }
+            (Expect::AdminOnly(_) | Expect::Harmless, _) => {}
         }
         // The session stays usable after the refusal.
         let seven: Option<i32> = conn

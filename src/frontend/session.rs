@@ -778,8 +778,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             // Its rows are filtered, which other statements' rows must not be.
             return Some(ErrorReply::new(
                 ER_SPECIFIC_ACCESS_DENIED_ERROR,
-                "SHOW PROCESSLIST and SHOW DATABASES must be alone in their packet for this user: \
-                 the node leaves out the rows the user may not see",
+                format!(
+                    "SHOW PROCESSLIST and SHOW DATABASES must be alone in their packet for user '{}': \
+                     the node leaves out the rows it may not see",
+                    self.login.user
+                ),
             ));
         }
         // The decisive statement speaks first (its refusal is the one a client expects), but

@@ -134,7 +134,7 @@ fn classify_piece(piece: &Piece, ctx: Ctx) -> Statement {
             let mut tables = Vec::new();
             // What a SHOW looks into is read by the keyword rules alone.
             let show = kw.verb.starts_with("SHOW");
-            let mut databases = if db_statement || show {
+            let mut databases = if db_statement || show || kw.verb == "CALL" {
                 kw.databases.clone()
             } else {
                 Vec::new()

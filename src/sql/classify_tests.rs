@@ -438,6 +438,9 @@ fn tables_and_databases() {
         ("SHOW TRIGGERS FROM school", &[], &["school"]),
         ("SHOW DATABASES LIKE 'mysql'", &[], &[]),
         ("SHOW GRANTS FOR root@localhost", &[], &["mysql"]),
+        ("CALL sys.table_exists('mysql', 'user', @e)", &[], &["sys"]),
+        ("CALL `my db`.p", &[], &["my db"]),
+        ("CALL p()", &[], &[]),
     ] {
         let s = one(sql);
         assert_eq!(s.tables, tables, "{sql}");

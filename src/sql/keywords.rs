@@ -585,6 +585,14 @@ fn names(text: &str, t: &[Token], verb: &str) -> (Vec<String>, Vec<String>) {
         }
         return (tables, dbs);
     }
+    if verb == "CALL" {
+        // A procedure runs with its definer's rights: `CALL sys.p()` reaches into `sys`.
+        let qualified = t.get(2).is_some_and(|x| x.is_punct('.'));
+        if let Some(db) = t.get(1).filter(|x| qualified && is_name(x)) {
+            dbs.push(as_written(text, db));
+        }
+        return (tables, dbs);
+    }
     let db_stmt = verb.ends_with(" DATABASE") || verb.ends_with(" SCHEMA") || verb == "USE";
     let mut i = 0;
     while i < t.len() {
@@ -597,7 +605,7 @@ fn names(text: &str, t: &[Token], verb: &str) -> (Vec<String>, Vec<String>) {
         };
         let is_trigger = match trigger {
             "TABLE" | "TABLES" | "INTO" | "FROM" | "JOIN" => true,
-            "UPDATE" | "TRUNCATE" => i == 0,
+            "UPDATE" | "TRUNCATE" | "HANDLER" => i == 0,
             "DATABASE" | "SCHEMA" | "USE" => db_stmt,
             _ => false,
         };

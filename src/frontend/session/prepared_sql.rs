@@ -110,19 +110,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         self.backend.context = None;
         // Whatever is not resolved here runs as sent, through classification and policy.
         let as_sent = || Ok(Plan::RunInstead(String::from_utf8_lossy(sql).into_owned()));
-        // A master runs them as sent; it reads a statement held in a user variable first only to
-        // judge it (the SELECT is unobservable: PREPARE resets the diagnostics it would touch).
-        let judged_from_variable = matches!(
+        // A master runs them as sent, once it judged the statement prepared as it judges any:
+        // what it reads, not only its class (a statement held in a user variable is read first,
+        // unobservably: PREPARE resets the diagnostics that SELECT would touch).
+        let prepares = matches!(
             &command,
-            PreparedSql::Prepare {
-                source: Source::Variable(_),
-                ..
-            } | PreparedSql::Immediate {
-                source: Source::Variable(_),
-                ..
-            }
+            PreparedSql::Prepare { .. } | PreparedSql::Immediate { .. }
         );
-        if !self.relays_changes() && !judged_from_variable {
+        if !self.relays_changes() && !prepares {
             return as_sent();
         }
         match command {

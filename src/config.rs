@@ -208,6 +208,10 @@ pub struct NodeConfig {
     pub tls: Option<TlsFiles>,
     /// The admin HTTP listener (console, `/health`, `/metrics`); `None` runs none.
     pub admin: Option<Admin>,
+    /// Loadable UDFs (`CREATE FUNCTION … SONAME`), lower case, that the operator vouches for: a
+    /// call of one is judged like a built-in. The node cannot read a UDF's native code, so a
+    /// call of any other is an admin statement (`functions.safe_udfs`).
+    pub safe_udfs: Vec<String>,
 }
 
 /// The admin HTTP listener of a node.
@@ -245,6 +249,7 @@ impl NodeConfig {
         );
         differs("tls", self.tls != other.tls);
         differs("admin", self.admin != other.admin);
+        differs("functions.safe_udfs", self.safe_udfs != other.safe_udfs);
         keys
     }
 }
@@ -332,7 +337,16 @@ struct RawFile {
     tls: Option<RawTls>,
     admin: Option<RawAdmin>,
     #[serde(default)]
+    functions: RawFunctions,
+    #[serde(default)]
     users: Vec<RawUser>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFunctions {
+    #[serde(default)]
+    safe_udfs: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -652,6 +666,20 @@ impl NodeConfig {
             }),
             None => None,
         };
+        let mut safe_udfs = Vec::with_capacity(raw.functions.safe_udfs.len());
+        for name in &raw.functions.safe_udfs {
+            let name = name.trim();
+            if name.is_empty() || name.contains('.') {
+                return Err(invalid(
+                    "functions.safe_udfs",
+                    format!(
+                        "`{name}` is not a UDF name: a loadable function has a bare name, no \
+                         schema"
+                    ),
+                ));
+            }
+            safe_udfs.push(name.to_lowercase());
+        }
         Ok(NodeConfig {
             name: raw.node.name,
             role: raw.node.role,
@@ -669,6 +697,7 @@ impl NodeConfig {
                 key: t.key,
             }),
             admin,
+            safe_udfs,
         })
     }
 }
@@ -759,6 +788,10 @@ mod tests {
         let p = NodeConfig::parse("s.toml", &promoted, &secrets()).expect("valid config");
         assert!(c.restart_keys(&p).is_empty());
         assert_ne!(c.users, p.users);
+        let safe = format!("{GOOD}\n[functions]\nsafe_udfs = [\"My_Answer\"]\n");
+        let f = NodeConfig::parse("s.toml", &safe, &secrets()).expect("valid config");
+        assert_eq!(f.safe_udfs, ["my_answer"]);
+        assert_eq!(c.restart_keys(&f), ["functions.safe_udfs"]);
         let bad = format!("{GOOD}\n[admin]\nlisten = \"nowhere\"\n");
         let err = NodeConfig::parse("s.toml", &bad, &secrets()).expect_err("bad address");
         assert!(err.to_string().contains("admin.listen"), "{err}");
@@ -778,6 +811,14 @@ mod tests {
             ),
             (GOOD.replace("APP_PASS", "MISSING_PASS"), "MISSING_PASS"),
             (GOOD.replace("role = \"app\"", "role = \"god\""), "role"),
+            (
+                format!("{GOOD}\n[functions]\nsafe_udfs = [\"db.f\"]\n"),
+                "functions.safe_udfs",
+            ),
+            (
+                format!("{GOOD}\n[functions]\nsafe_udf = [\"f\"]\n"),
+                "safe_udf",
+            ),
         ];
         for (text, key) in cases {
             let err = NodeConfig::parse("s.toml", &text, &secrets())

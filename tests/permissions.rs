@@ -492,3 +492,127 @@ async fn log_rows(node: &TestNode) -> i64 {
         .expect("count")
         .unwrap_or(-1)
 }
+
+/// A loadable UDF (native code in a shared library) answering 42, one answering 7, each with the
+/// `_init` symbol MariaDB requires of a UDF.
+const UDF_SOURCE: &str = r#"
+char myrelay_answer_init(void *initid, void *args, char *message) { return 0; }
+long long myrelay_answer(void *initid, void *args, char *is_null, char *error) { return 42; }
+char myrelay_other_init(void *initid, void *args, char *message) { return 0; }
+long long myrelay_other(void *initid, void *args, char *is_null, char *error) { return 7; }
+"#;
+
+#[tokio::test]
+async fn a_loadable_udf_is_admin_unless_the_config_lists_it_safe() {
+    // Build the UDF library into a directory of its own, the backends' plugin directory.
+    let plugins = tempfile::tempdir().expect("temp dir");
+    let source = plugins.path().join("myrelay_udf.c");
+    std::fs::write(&source, UDF_SOURCE).expect("write the UDF source");
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(plugins.path().join("libmyrelay_udf.so"))
+        .arg(&source)
+        .output()
+        .expect("run cc");
+    assert!(
+        built.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    // Listed in another case than the function's: UDF names are case-insensitive.
+    let safe = |c: &mut myrelay::config::NodeConfig| c.safe_udfs = vec!["MyRelay_Answer".into()];
+    let node = TestNode::start_with_plugins("m", NodeRole::Master, plugins.path(), safe).await;
+    let mut admin = node.connect(ADMIN).await;
+    for udf in ["myrelay_answer", "myrelay_other"] {
+        admin
+            .query_drop(format!(
+                "CREATE FUNCTION {udf} RETURNS INTEGER SONAME 'libmyrelay_udf.so'"
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("create {udf}: {e}"));
+    }
+    admin
+        .query_drop(
+            "CREATE DATABASE udf; CREATE TABLE udf.t (a INT); \
+             CREATE FUNCTION udf.wrapped() RETURNS INT DETERMINISTIC RETURN myrelay_other() + 1",
+        )
+        .await
+        .expect("a stored function that calls a UDF");
+
+    for login in [APP, READER] {
+        let mut conn = node.connect(login).await;
+        // A listed UDF is judged like a built-in: a read.
+        let answer: Option<i64> = conn
+            .query_first("SELECT myrelay_answer()")
+            .await
+            .expect("the safe UDF answers");
+        assert_eq!(answer, Some(42), "{}", login.0);
+        // Any other is admin: in a read, a write, through a stored function, prepared.
+        for sql in [
+            "SELECT myrelay_other()",
+            "SELECT MyRelay_Other() + myrelay_answer()",
+            "SELECT udf.wrapped()",
+            "SET @v = myrelay_other()",
+        ] {
+            let (code, _, message) = expect_error(&mut conn, sql).await;
+            assert_eq!(code, 1227, "{} {sql}: {message}", login.0);
+            for part in ["loadable UDF myrelay_other()", "safe_udfs", "[functions]"] {
+                assert!(message.contains(part), "{} {sql}: {message}", login.0);
+            }
+        }
+        let prepared = common::server_error(conn.exec_drop("SELECT myrelay_other()", ()).await);
+        assert_eq!(prepared.0, 1227, "{} prepared: {}", login.0, prepared.2);
+        // The session goes on.
+        let one: Option<i64> = conn.query_first("SELECT 1").await.expect("usable");
+        assert_eq!(one, Some(1));
+    }
+    let mut app = node.connect(APP).await;
+    let (code, _, message) =
+        expect_error(&mut app, "INSERT INTO udf.t VALUES (myrelay_other())").await;
+    assert_eq!(code, 1227, "a write that calls it too: {message}");
+    assert!(
+        message.contains("loadable UDF myrelay_other()"),
+        "{message}"
+    );
+
+    // An admin on the master runs it.
+    let other: Option<i64> = admin
+        .query_first("SELECT myrelay_other(), udf.wrapped()")
+        .await
+        .map(|row: Option<(i64, i64)>| row.map(|(o, _)| o))
+        .expect("admin calls the UDF");
+    assert_eq!(other, Some(7));
+
+    // DROP FUNCTION through the node is a schema change: the node reads the UDFs again, and a
+    // call of the dropped one is the backend's to answer.
+    admin
+        .query_drop("DROP FUNCTION myrelay_other")
+        .await
+        .expect("drop the UDF");
+    let (code, _, message) = expect_error(&mut app, "SELECT myrelay_other()").await;
+    assert_eq!(code, 1305, "the backend's 'does not exist': {message}");
+
+    // A slave refuses an unlisted UDF to everyone (1290), and serves a listed one. Standalone:
+    // the UDFs are created on its backend directly.
+    let slave = TestNode::start_with_plugins("s", NodeRole::Slave, plugins.path(), safe).await;
+    let mut direct = slave.direct().await;
+    for udf in ["myrelay_answer", "myrelay_other"] {
+        direct
+            .query_drop(format!(
+                "CREATE FUNCTION {udf} RETURNS INTEGER SONAME 'libmyrelay_udf.so'"
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("create {udf} on the slave's backend: {e}"));
+    }
+    for login in [ADMIN, READER] {
+        let mut conn = slave.connect(login).await;
+        let (code, _, message) = expect_error(&mut conn, "SELECT myrelay_other()").await;
+        assert_eq!(code, 1290, "{}: {message}", login.0);
+        assert!(message.contains("safe_udfs"), "{message}");
+        let answer: Option<i64> = conn
+            .query_first("SELECT myrelay_answer()")
+            .await
+            .expect("the safe UDF answers on the slave");
+        assert_eq!(answer, Some(42));
+    }
+}

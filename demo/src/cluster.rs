@@ -129,6 +129,7 @@ impl Demo {
                 data_dir: opts.data_dir.as_ref().map(|d| d.join(name)),
                 port: 0,
                 server_id,
+                plugin_dir: None,
             };
             async move {
                 ThrowawayServer::start(spec)
@@ -186,6 +187,8 @@ impl Demo {
                 admin: Some(Admin {
                     listen: SocketAddr::from(([127, 0, 0, 1], console)),
                 }),
+                // The demo's backends load no UDFs of their own.
+                safe_udfs: Vec::new(),
             };
             let handle = node::start(config)
                 .await

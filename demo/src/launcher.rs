@@ -127,6 +127,10 @@ pub struct BackendSpec {
     pub port: u16,
     /// The server's `server_id`, unique in a replicating cluster.
     pub server_id: u32,
+    /// Where the server loads plugins and UDF libraries from (`--plugin-dir`), e.g. a test's
+    /// own UDF; it replaces the server's own directory, so the plugins there are not found.
+    /// `None` → the server's own.
+    pub plugin_dir: Option<PathBuf>,
 }
 
 /// A running (or killed/stopped) private MariaDB server.
@@ -141,6 +145,7 @@ pub struct ThrowawayServer {
     mariadbd: PathBuf,
     as_root: bool,
     server_id: u32,
+    plugin_dir: Option<PathBuf>,
     // Removed on drop. Drop::drop reaps the server before any field goes, so
     // it never writes into a directory that is being deleted.
     _socket_dir: Option<TempDir>,
@@ -177,6 +182,13 @@ impl ThrowawayServer {
             .map_err(|e| LaunchError::io(format!("resolve {}", base.display()), e))?;
 
         let (socket, socket_dir) = socket_path(&base)?;
+        let plugin_dir = match &spec.plugin_dir {
+            Some(dir) => Some(
+                std::path::absolute(dir)
+                    .map_err(|e| LaunchError::io(format!("resolve {}", dir.display()), e))?,
+            ),
+            None => None,
+        };
 
         let init_sql = init_sql(&spec.user, &spec.password, &base.join(INIT_DONE));
         write_private(&base.join("init.sql"), &init_sql).await?;
@@ -198,6 +210,7 @@ impl ThrowawayServer {
             mariadbd,
             as_root,
             server_id: spec.server_id,
+            plugin_dir,
             _socket_dir: socket_dir,
             _temp: temp,
         };
@@ -374,6 +387,9 @@ impl ThrowawayServer {
             // Every readiness probe hangs up before authenticating, which the
             // server counts as a connect error against the host.
             .arg("--max-connect-errors=1000000");
+        if let Some(dir) = &self.plugin_dir {
+            cmd.arg(format!("--plugin-dir={}", dir.display()));
+        }
         if self.as_root {
             cmd.arg("--user=root");
         }

@@ -36,6 +36,10 @@ pub struct Statement {
     pub use_database: Option<String>,
     /// Why this statement was classified by the keyword fallback instead of the parser (None when sqlparser parsed it).
     pub fallback_reason: Option<String>,
+    /// A loadable UDF this statement calls that the config does not list safe (set by the
+    /// session, which knows the backend's UDFs): it makes the statement Admin, and its refusal
+    /// names the UDF and how to list it safe.
+    pub unsafe_udf: Option<String>,
 }
 
 /// The classification of a whole packet.
@@ -161,6 +165,7 @@ fn classify_piece(piece: &Piece, ctx: Ctx) -> Statement {
                 databases,
                 use_database: kw.use_database,
                 fallback_reason: None,
+                unsafe_udf: None,
             }
         }
         Err(reason) => Statement {
@@ -170,6 +175,7 @@ fn classify_piece(piece: &Piece, ctx: Ctx) -> Statement {
             databases: kw.databases,
             use_database: kw.use_database,
             fallback_reason: Some(reason),
+            unsafe_udf: None,
         },
     }
 }

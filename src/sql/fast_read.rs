@@ -158,6 +158,7 @@ pub fn plain_select(sql: &str) -> Option<Classified> {
             databases: Vec::new(),
             use_database: None,
             fallback_reason: None,
+            unsafe_udf: None,
         }],
     })
 }

@@ -157,19 +157,29 @@ fn by_class(ctx: &Context<'_>, stmt: &Statement, class: StatementClass) -> Decis
             }
         }
         Ddl | Admin => {
-            let what = if stmt.class == Ddl {
-                "DDL"
-            } else {
-                "administrative statements"
+            // A UDF is native code the node cannot read: say how an operator vouches for one.
+            let (what, udf_hint) = match &stmt.unsafe_udf {
+                Some(udf) => (
+                    format!("a call of the loadable UDF {udf}()"),
+                    format!(
+                        "; a loadable UDF is native code the node cannot judge, so only admins \
+                         may call it, on the master, unless the node's config lists it safe: add \
+                         \"{udf}\" to safe_udfs in its [functions] section"
+                    ),
+                ),
+                None if stmt.class == Ddl => ("DDL".into(), String::new()),
+                None => ("administrative statements".into(), String::new()),
             };
             if ctx.node_role == NodeRole::Slave {
-                return Decision::Refuse(on_master_only(ctx, what, verb));
+                let mut refusal = on_master_only(ctx, &what, verb);
+                refusal.message.push_str(&udf_hint);
+                return Decision::Refuse(refusal);
             }
             if ctx.user_role != UserRole::Admin {
                 return Decision::Refuse(ErrorReply::new(
                     ER_SPECIFIC_ACCESS_DENIED_ERROR,
                     format!(
-                        "Access denied; you need the admin role for {verb} ({what}): user '{}' has role {}",
+                        "Access denied; you need the admin role for {verb} ({what}): user '{}' has role {}{udf_hint}",
                         ctx.user,
                         ctx.user_role.as_str()
                     ),
@@ -242,6 +252,7 @@ mod tests {
             databases: vec![],
             use_database: None,
             fallback_reason: None,
+            unsafe_udf: None,
         }
     }
 
@@ -366,6 +377,60 @@ mod tests {
             assert!(
                 matches!(decide(&ctx, &stmt(StatementClass::Ddl)), Decision::Refuse(ref e) if e.is(ER_OPTION_PREVENTS_STATEMENT))
             );
+        }
+    }
+
+    #[test]
+    fn a_call_of_an_unsafe_udf_is_refused_saying_how_to_list_it_safe() {
+        let udf = Statement {
+            class: StatementClass::Admin,
+            verb: "SELECT".into(),
+            unsafe_udf: Some("risky".into()),
+            ..stmt(StatementClass::Admin)
+        };
+        let ctx = |node_role, user_role| Context {
+            node: "n1",
+            node_role,
+            master: Some("127.0.0.1:3307"),
+            user: "u",
+            user_role,
+            forward_writes: true,
+            current_db: None,
+            databases: None,
+        };
+        for (node, user, code) in [
+            (
+                NodeRole::Master,
+                UserRole::App,
+                Some(ER_SPECIFIC_ACCESS_DENIED_ERROR),
+            ),
+            (
+                NodeRole::Master,
+                UserRole::Readonly,
+                Some(ER_SPECIFIC_ACCESS_DENIED_ERROR),
+            ),
+            (NodeRole::Master, UserRole::Admin, None),
+            (
+                NodeRole::Slave,
+                UserRole::Admin,
+                Some(ER_OPTION_PREVENTS_STATEMENT),
+            ),
+            (
+                NodeRole::Slave,
+                UserRole::App,
+                Some(ER_OPTION_PREVENTS_STATEMENT),
+            ),
+        ] {
+            match (decide(&ctx(node, user), &udf), code) {
+                (Decision::Execute, None) => {}
+                (Decision::Refuse(e), Some(code)) => {
+                    assert!(e.is(code), "{node:?} {user:?}: {e}");
+                    for part in ["loadable UDF risky()", "safe_udfs", "[functions]", "SELECT"] {
+                        assert!(e.message.contains(part), "{node:?} {user:?}: {e}");
+                    }
+                }
+                (other, _) => panic!("{node:?} {user:?}: {other:?}"),
+            }
         }
     }
 }

@@ -29,12 +29,19 @@ static NEXT_SERVER_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU
 
 /// Starts a throwaway backend (binlog on, a server id of its own).
 pub async fn backend() -> ThrowawayServer {
+    backend_with_plugins(None).await
+}
+
+/// Starts a throwaway backend that loads plugins and UDF libraries from `plugin_dir` (`None`:
+/// the server's own directory).
+pub async fn backend_with_plugins(plugin_dir: Option<std::path::PathBuf>) -> ThrowawayServer {
     ThrowawayServer::start(BackendSpec {
         user: DB_USER.into(),
         password: DB_PASS.into(),
         data_dir: None,
         port: 0,
         server_id: NEXT_SERVER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        plugin_dir,
     })
     .await
     .expect("start throwaway mariadbd")
@@ -93,6 +100,7 @@ pub fn node_config(name: &str, role: NodeRole, backend: SocketAddr) -> NodeConfi
         replication: None,
         tls: None,
         admin: None,
+        safe_udfs: Vec::new(),
     }
 }
 
@@ -114,7 +122,27 @@ impl TestNode {
         role: NodeRole,
         configure: impl FnOnce(&mut NodeConfig),
     ) -> TestNode {
-        let server = backend().await;
+        TestNode::start_on(backend().await, name, role, configure).await
+    }
+
+    /// Like `start_with`, its backend loading plugins and UDF libraries from `plugin_dir`.
+    pub async fn start_with_plugins(
+        name: &str,
+        role: NodeRole,
+        plugin_dir: &std::path::Path,
+        configure: impl FnOnce(&mut NodeConfig),
+    ) -> TestNode {
+        let server = backend_with_plugins(Some(plugin_dir.to_path_buf())).await;
+        TestNode::start_on(server, name, role, configure).await
+    }
+
+    /// A node of `role` in front of `server`, its config passed through `configure` first.
+    async fn start_on(
+        server: ThrowawayServer,
+        name: &str,
+        role: NodeRole,
+        configure: impl FnOnce(&mut NodeConfig),
+    ) -> TestNode {
         let mut config = node_config(name, role, server.addr());
         configure(&mut config);
         let node = node::start(config).await.expect("start node");

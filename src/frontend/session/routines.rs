@@ -1,13 +1,17 @@
 //! A `CALL` judged by the body of the procedure it calls, read from the node's own backend: a
 //! procedure runs with its definer's rights, so `CALL p()` is DDL when `p` drops a table. And a
 //! statement that calls a stored function judged by what the function does: `SELECT f()` is a
-//! write when `f` inserts a row.
+//! write when `f` inserts a row. A loadable UDF's native code cannot be read, so a statement that
+//! runs one (itself, or in a body it calls) is admin unless the config lists the UDF safe.
+
+use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::debug;
 
 use super::Session;
+use crate::backend::functions::Catalog;
 use crate::sql::class::StatementClass;
 use crate::sql::classify::Classified;
 use crate::sql::routine::{body_class, called, function_calls};
@@ -30,6 +34,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let mut queue = called(text);
         let mut seen: Vec<String> = Vec::new();
         let mut class = StatementClass::Write;
+        // What the bodies call as functions: a UDF among them runs for the caller too.
+        let mut body_calls: Vec<String> = Vec::new();
         while let Some(name) = queue.pop() {
             if seen.contains(&name) {
                 continue;
@@ -44,34 +50,54 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             };
             class = class.max(body_class(&body));
             queue.extend(called(&body));
+            body_calls.extend(function_calls(&body));
         }
-        debug!(procedures = ?seen, class = class.as_str(), "judged CALL by its bodies");
+        let udf = if body_calls.is_empty() {
+            None
+        } else {
+            self.function_catalog()
+                .await
+                .unsafe_udf(&body_calls, &self.node.config.safe_udfs)
+        };
+        if udf.is_some() {
+            class = StatementClass::Admin;
+        }
+        debug!(procedures = ?seen, class = class.as_str(), udf, "judged CALL by its bodies");
         for stmt in classified
             .statements
             .iter_mut()
             .filter(|s| s.verb == "CALL")
         {
             stmt.class = stmt.class.max(class);
+            if stmt.unsafe_udf.is_none() {
+                stmt.unsafe_udf.clone_from(&udf);
+            }
         }
     }
 
     /// Raises the reads and session statements of `classified` (the packet `text`) to writes
-    /// when it calls a stored function that changes data.
+    /// when it calls a stored function that changes data, and the whole packet to admin when it
+    /// runs a loadable UDF the config does not list safe (directly or in a stored function).
     pub(super) async fn judge_functions(&mut self, text: &str, classified: &mut Classified) {
-        if classified.class() >= StatementClass::Write {
+        if classified.class() >= StatementClass::Admin {
             return;
         }
         let calls = function_calls(text);
         if calls.is_empty() {
             return;
         }
-        let replicated = self.node.replica.as_ref().map_or(0, |r| r.schema_changes());
-        let writers = self
-            .node
-            .functions
-            .writers(&self.node.backend, replicated)
-            .await;
-        if !calls.iter().any(|name| writers.contains(name)) {
+        let catalog = self.function_catalog().await;
+        if let Some(udf) = catalog.unsafe_udf(&calls, &self.node.config.safe_udfs) {
+            debug!(udf, "calls a loadable UDF not listed safe");
+            for stmt in &mut classified.statements {
+                stmt.class = StatementClass::Admin;
+                stmt.unsafe_udf = Some(udf.clone());
+            }
+            return;
+        }
+        if classified.class() >= StatementClass::Write
+            || !calls.iter().any(|name| catalog.writers.contains(name))
+        {
             return;
         }
         debug!("calls a stored function that writes");
@@ -80,6 +106,16 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 stmt.class = StatementClass::Write;
             }
         }
+    }
+
+    /// The backend's functions as of the schema this node last saw change (a slave's replicated
+    /// DDL included), read once per change.
+    async fn function_catalog(&mut self) -> Arc<Catalog> {
+        let replicated = self.node.replica.as_ref().map_or(0, |r| r.schema_changes());
+        self.node
+            .functions
+            .catalog(&self.node.backend, replicated)
+            .await
     }
 
     /// The body of procedure `name` (`p` in the current database, or `db.p`), read on a

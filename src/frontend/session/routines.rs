@@ -79,7 +79,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// when it calls a stored function that changes data, and the whole packet to admin when it
     /// runs a loadable UDF the config does not list safe (directly or in a stored function).
     pub(super) async fn judge_functions(&mut self, text: &str, classified: &mut Classified) {
-        if classified.class() >= StatementClass::Admin {
+        // DDL is already judged as administration is (admins, on the master); not reading the
+        // catalog for it spares a migration a read per statement (each DDL clears the cache).
+        if classified.class() >= StatementClass::Ddl {
             return;
         }
         let calls = function_calls(text);

@@ -84,6 +84,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if classified.class() >= StatementClass::Ddl {
             return;
         }
+        // A write is looked at for UDFs only: most backends have none, and then a write packet
+        // is not lexed again here.
+        if classified.class() >= StatementClass::Write
+            && self.function_catalog().await.udfs.is_empty()
+        {
+            return;
+        }
         let calls = function_calls(text);
         if calls.is_empty() {
             return;

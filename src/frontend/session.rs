@@ -308,14 +308,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             let next = tokio::select! {
                 read = self.client.reader.read(0) => read,
                 why = preemption.preempted() => {
-                    // The answer to the client's next command, which is awaited so that closing
-                    // does not reset the connection before the client read why.
+                    // The answer to the client's next command, which is awaited (as long as the
+                    // client may stay idle, and not past a shutdown) so that closing does not
+                    // reset the connection before the client read why.
                     info!(reason = %why, "backend connection killed between statements");
                     self.client.replies.out.set_seq(1);
                     self.client.replies.error(&self.preempted(&why));
                     let _ = self.client.replies.out.flush().await;
-                    let wait = idle.unwrap_or(Duration::from_secs(8 * 3600));
-                    let _ = tokio::time::timeout(wait, self.client.reader.read(0)).await;
+                    tokio::select! {
+                        _ = self.client.reader.read(0) => {}
+                        () = idle_for(idle) => {}
+                        () = node.drained() => {}
+                    }
                     return End::BackendGone;
                 }
                 () = idle_for(idle) => {

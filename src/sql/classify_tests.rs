@@ -423,6 +423,7 @@ fn tables_and_databases() {
         ("SHOW CREATE TABLE mysql.user", &["mysql.user"], &["mysql"]),
         ("SHOW CREATE VIEW t", &["t"], &[]),
         ("SHOW CREATE DATABASE mysql", &[], &["mysql"]),
+        ("SHOW CREATE DATABASE IF NOT EXISTS mysql", &[], &["mysql"]),
         ("SHOW CREATE PROCEDURE sys.p", &[], &["sys"]),
         ("SHOW INDEX FROM mysql.user", &["mysql.user"], &["mysql"]),
         (

@@ -669,7 +669,11 @@ fn show_names(text: &str, t: &[Token], tables: &mut Vec<String>, dbs: &mut Vec<S
         None => push_unique(tables, name),
     };
     if word(t, 1) == Some("CREATE") {
-        let Some((db, name, _)) = name_at(3) else {
+        let mut at = 3;
+        while word(t, at).is_some_and(|w| matches!(w, "IF" | "NOT" | "EXISTS")) {
+            at += 1;
+        }
+        let Some((db, name, _)) = name_at(at) else {
             return;
         };
         match word(t, 2) {

@@ -89,7 +89,7 @@ pub async fn guard(
     preempt: impl Fn(u32, &str) -> bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let tick = (bound / 4).clamp(Duration::from_millis(50), Duration::from_millis(500));
+    let tick = (bound / 10).clamp(Duration::from_millis(20), Duration::from_millis(500));
     let mut waiting_since: HashMap<u32, Instant> = HashMap::new();
     let mut foreign_logged: HashSet<u32> = HashSet::new();
     let mut conn: Option<Conn> = None;

@@ -5,7 +5,7 @@
 //! what it allows to its own MySQL/MariaDB server ([`backend`]). [`config`] reads a node's TOML
 //! file and secrets, [`node`] runs the accept loop, [`replication`] keeps slaves in step with
 //! the master, [`checksum`] compares their data, [`admin`]
-//! serves each node's web console, health and metrics.
+//! serves each node's web console, health and metrics, [`events`] keeps what happened when.
 
 #![warn(missing_docs)]
 
@@ -14,6 +14,7 @@ pub mod backend;
 pub mod checksum;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod frontend;
 pub mod logging;
 pub mod metrics;

@@ -20,6 +20,7 @@ use crate::backend::pool;
 use crate::backend::wire::{Greeting, Wire};
 use crate::config::{Grant, NodeConfig, NodeRole, User};
 use crate::error::{ER_CON_COUNT_ERROR, ER_TOO_MANY_USER_CONNECTIONS, ErrorReply};
+use crate::events::Events;
 use crate::frontend::compress::{self, Switch};
 use crate::frontend::handshake::{HandshakeError, Offer, authenticate, is_ssl_request};
 use crate::frontend::reply::Replies;
@@ -54,6 +55,8 @@ pub struct NodeShared {
     pub metrics: Metrics,
     /// The backend's stored functions that change data.
     pub functions: StoredFunctions,
+    /// What happened when, for the console and `/api/events`.
+    pub events: Arc<Events>,
     /// The sessions by connection id, with their user: who may kill which connection.
     pub sessions: Sessions,
     /// Logged-in connections per proxy user, for `limits.max_connections_per_user`.
@@ -246,16 +249,35 @@ impl NodeShared {
         // sees this generation is served by them.
         let generation = self.reloads_applied.fetch_add(1, Ordering::SeqCst) + 1;
         drop(current);
+        let needs_restart = self.config.restart_keys(new);
+        self.events.record(
+            "reload",
+            format!(
+                "config reloaded (generation {generation}): users {}{}",
+                if users_changed {
+                    "changed"
+                } else {
+                    "unchanged"
+                },
+                if needs_restart.is_empty() {
+                    String::new()
+                } else {
+                    format!("; needs a restart: {}", needs_restart.join(", "))
+                }
+            ),
+        );
         Reloaded {
             generation,
             users_changed,
-            needs_restart: self.config.restart_keys(new),
+            needs_restart,
         }
     }
 
     /// Counts a reload whose config file did not load (the users stay as they were).
-    pub fn reload_failed(&self) {
+    pub fn reload_failed(&self, why: &str) {
         self.reloads_failed.fetch_add(1, Ordering::SeqCst);
+        self.events
+            .record("reload_failed", format!("config not reloaded: {why}"));
     }
 
     /// Reloads applied and failed since start.
@@ -321,6 +343,14 @@ impl NodeHandle {
     /// apply what the backend committed; then the node stops as [`NodeHandle::stop`] does.
     pub async fn drain(self) {
         let _ = self.shared.draining.send(true);
+        self.shared.events.record(
+            "drain",
+            format!(
+                "shutting down: {} clients to finish within {} s",
+                self.shared.clients(),
+                self.shared.config.limits.shutdown_timeout.as_secs()
+            ),
+        );
         let timeout = self.shared.config.limits.shutdown_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -369,6 +399,7 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
     let (shutdown, rx) = watch::channel(false);
     // Every task of the node runs in this span, so each log line names the node and its role.
     let span = info_span!("node", node = %config.name, role = config.role.as_str());
+    let events = Arc::new(Events::default());
     let mut master = None;
     let mut replica = None;
     let mut replication = None;
@@ -381,7 +412,13 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
                     user: config.backend_user.clone(),
                     password: config.backend_password.clone(),
                 };
-                let m = Master::new(login, &repl.secret, repl.ack, repl.ack_timeout);
+                let m = Master::new(
+                    login,
+                    &repl.secret,
+                    repl.ack,
+                    repl.ack_timeout,
+                    events.clone(),
+                );
                 m.check().await.map_err(std::io::Error::other)?;
                 let m = Arc::new(m);
                 if let Some(listen) = repl.listen {
@@ -417,6 +454,7 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
                         tls,
                         repl.feed_listen,
                         &repl.feed_host,
+                        events.clone(),
                     );
                     replica = Some(r);
                 }
@@ -441,6 +479,7 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         users,
         metrics: Metrics::default(),
         functions: StoredFunctions::default(),
+        events,
         sessions: Sessions::default(),
         per_user: Mutex::default(),
         reloads_applied: AtomicU64::new(0),

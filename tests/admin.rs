@@ -466,3 +466,78 @@ async fn a_slave_without_its_master_is_unhealthy() {
     let one: Option<i64> = conn.query_first("SELECT 1").await.expect("read");
     assert_eq!(one, Some(1));
 }
+
+/// Waits (20 s at most) until `node` has recorded an event of `kind` whose detail has `about`,
+/// after event `after`.
+async fn event(
+    node: &common::TestNode,
+    after: u64,
+    kind: &str,
+    about: &str,
+) -> myrelay::events::Event {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = node.node.shared.events.since(after);
+        if let Some(e) = events
+            .iter()
+            .find(|e| e.kind == kind && e.detail.contains(about))
+        {
+            return e.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} event about {about}: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The node records what happened when: a slave linking, dropping and linking again, a reload
+/// and what it changed, a burst of refusals; `/api/events` serves them behind the login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_record_what_happened_when() {
+    let mut cluster = Cluster::start_with(1, with_admin).await;
+    let linked = event(&cluster.master, 0, "slave_linked", "slave1").await;
+    event(&cluster.slaves[0], 0, "master_linked", "master").await;
+
+    // A slave that goes away (its node and its backend, as when its machine dies) and one that
+    // comes in.
+    let gone = cluster.slaves.pop().expect("a slave");
+    gone.node.stop().await;
+    drop(gone.server);
+    let dropped = event(&cluster.master, linked.id, "slave_dropped", "slave1").await;
+    assert!(dropped.id > linked.id && dropped.at_unix_ms >= linked.at_unix_ms);
+    cluster.add_slave(common::SECRET).await;
+    event(&cluster.master, dropped.id, "slave_linked", "slave1").await;
+
+    // A reload, and a burst of refusals.
+    let mut config = cluster.master.node.shared.config.clone();
+    config.users.remove(READER.0);
+    cluster.master.node.reload(&config);
+    event(&cluster.master, 0, "reload", "users changed").await;
+    let mut app = cluster.master.connect(APP).await;
+    for _ in 0..2 * myrelay::events::REFUSAL_BURST {
+        let _ = app.query_drop("DROP DATABASE nothing").await;
+    }
+    event(&cluster.master, 0, "refusals", "user 'app', error 1227").await;
+
+    let client = http();
+    let m = admin_addr(&cluster.master);
+    let (status, _) = get(&client, format!("http://{m}/api/events"), None).await;
+    assert_eq!(status, 401, "behind the login");
+    let cookie = login(&client, m, ADMIN).await;
+    let (status, body) = get(&client, format!("http://{m}/api/events"), Some(&cookie)).await;
+    assert_eq!(status, 200, "{body}");
+    let events: Vec<serde_json::Value> = serde_json::from_str(&body).expect("JSON");
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    for kind in ["slave_linked", "slave_dropped", "reload", "refusals"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    let (_, newer) = get(
+        &client,
+        format!("http://{m}/api/events?after={}", dropped.id),
+        Some(&cookie),
+    )
+    .await;
+    assert!(!newer.contains("\"slave_dropped\""), "only newer: {newer}");
+}

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Form, State};
+use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -84,6 +84,7 @@ fn router(state: Admin) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/api/status", get(api_status))
+        .route("/api/events", get(api_events))
         .route("/", get(index))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
@@ -191,6 +192,28 @@ async fn api_status(State(admin): State<Admin>, headers: HeaderMap) -> Response 
             .into_response();
     }
     axum::Json(status::ApiStatus::read(&admin.node)).into_response()
+}
+
+/// `?after=<id>`: only the events newer than the last one a reader has.
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    after: u64,
+}
+
+async fn api_events(
+    State(admin): State<Admin>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Response {
+    if logged_in(&admin, &headers).is_none() {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": "log in to the console first"})),
+        )
+            .into_response();
+    }
+    axum::Json(admin.node.events.since(q.after)).into_response()
 }
 
 async fn index(State(admin): State<Admin>, headers: HeaderMap) -> Response {

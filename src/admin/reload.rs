@@ -37,8 +37,9 @@ pub fn reload(handle: &NodeHandle, path: &Path) -> Result<crate::node::Reloaded,
     match NodeConfig::load(path, &ReloadSecrets::read()) {
         Ok(config) => Ok(handle.reload(&config)),
         Err(e) => {
-            handle.shared.reload_failed();
-            Err(e.to_string())
+            let why = e.to_string();
+            handle.shared.reload_failed(&why);
+            Err(why)
         }
     }
 }

@@ -146,7 +146,12 @@ pub async fn guard(
             if preempt(b.thread, &why) {
                 warn!(connection_id = b.thread, lock = %b.lock, "killing a client connection that held back replication");
                 kill(c, b.thread).await;
-                replica.count_lock_kill();
+                replica.count_lock_kill(format!(
+                    "killed client connection {}: replication waited {} ms for {}",
+                    b.thread,
+                    bound.as_millis(),
+                    b.lock
+                ));
                 waiting_since.remove(&b.thread);
             } else if foreign_logged.insert(b.thread) {
                 warn!(connection_id = b.thread, lock = %b.lock,

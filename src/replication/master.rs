@@ -23,6 +23,7 @@ use super::channel::{self, Message};
 use super::gtid::Position;
 use crate::backend::wire::{Wire, WireError};
 use crate::config::Ack;
+use crate::events::Events;
 
 /// How long a slave has to authenticate.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -164,11 +165,20 @@ pub struct Master {
     ack_timeout: Duration,
     /// Commits whose OK went out after `ack_timeout` without the acknowledgements.
     ack_timeouts: AtomicU64,
+    /// Where slaves linking and dropping, and ack timeouts, are recorded.
+    events: Arc<Events>,
 }
 
 impl Master {
-    /// A master relaying `backend`'s binlog to slaves that know `secret`.
-    pub fn new(backend: BackendLogin, secret: &str, ack: Ack, ack_timeout: Duration) -> Master {
+    /// A master relaying `backend`'s binlog to slaves that know `secret`, recording into
+    /// `events`.
+    pub fn new(
+        backend: BackendLogin,
+        secret: &str,
+        ack: Ack,
+        ack_timeout: Duration,
+        events: Arc<Events>,
+    ) -> Master {
         Master {
             backend,
             secret: secret.as_bytes().to_vec(),
@@ -178,6 +188,7 @@ impl Master {
             ack,
             ack_timeout,
             ack_timeouts: AtomicU64::new(0),
+            events,
         }
     }
 
@@ -260,6 +271,14 @@ impl Master {
         .await;
         if waited.is_err() {
             self.ack_timeouts.fetch_add(1, Ordering::Relaxed);
+            self.events.record(
+                "ack_timeout",
+                format!(
+                    "a commit's OK went out without its acknowledgement (ack = {}) after {} ms",
+                    self.ack.as_str(),
+                    self.ack_timeout.as_millis()
+                ),
+            );
             warn!(
                 %target,
                 ack = self.ack.as_str(),
@@ -391,6 +410,15 @@ impl Master {
         };
         let why = self.relay(&mut socket, &name, peer).await;
         info!(slave = %name, reason = %why, "slave link ended");
+        let was_linked = self
+            .slaves
+            .lock()
+            .map(|s| s.get(&name).is_some_and(|s| s.state.connected))
+            .unwrap_or(false);
+        if was_linked {
+            self.events
+                .record("slave_dropped", format!("slave {name} dropped: {why}"));
+        }
         let _ = channel::write_message(&mut socket, &Message::Error { message: why }).await;
         self.update(&name, |s| s.state.connected = false);
     }
@@ -442,6 +470,10 @@ impl Master {
             return format!("binlog dump from {start}: {e}");
         }
         info!(slave = %name, from = %start, server_id, "slave subscribed");
+        self.events.record(
+            "slave_linked",
+            format!("slave {name} linked from {peer}, replicating from position '{start}'"),
+        );
         self.update(name, |s| {
             s.state.connected = true;
             s.state.applied = start.clone();

@@ -23,6 +23,7 @@ use super::channel::{self, Message};
 use super::feed::{self, FEED_USER, Link};
 use super::gtid::{Gtid, Position};
 use super::master::{DEAD_AFTER, Source};
+use crate::events::Events;
 
 /// What a slave shows in status.
 #[derive(Debug, Clone, Default)]
@@ -76,11 +77,14 @@ pub struct Replica {
     schema_changes: AtomicU64,
     /// Client connections killed because the applier waited on their locks.
     lock_kills: AtomicU64,
+    /// Where the link's and the applier's changes are recorded.
+    events: Arc<Events>,
 }
 
 impl Replica {
     /// A replica of node `name` whose backend is `pool`'s, following the master at `master`
     /// (its replication address); `tls` opens TLS to it before the channel's authentication.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: &str,
         master: SocketAddr,
@@ -89,6 +93,7 @@ impl Replica {
         tls: Option<tokio_rustls::TlsConnector>,
         feed_listen: SocketAddr,
         feed_host: &str,
+        events: Arc<Events>,
     ) -> Arc<Replica> {
         let bytes: [u8; 24] = rand::random();
         let feed_password: String = bytes.iter().map(|b| char::from(b'a' + b % 26)).collect();
@@ -108,6 +113,7 @@ impl Replica {
             ddl_relayed: Mutex::new(None),
             schema_changes: AtomicU64::new(0),
             lock_kills: AtomicU64::new(0),
+            events,
         })
     }
 
@@ -141,6 +147,21 @@ impl Replica {
     }
 
     pub(super) fn set_connected(&self, connected: bool) {
+        let was = self.status.lock().map(|s| s.connected).unwrap_or(false);
+        if was != connected {
+            let (kind, detail) = if connected {
+                (
+                    "master_linked",
+                    format!("linked to the master at {}", self.master),
+                )
+            } else {
+                (
+                    "master_lost",
+                    format!("lost the link to the master at {}", self.master),
+                )
+            };
+            self.events.record(kind, detail);
+        }
         self.set(|s| {
             s.connected = connected;
             if connected {
@@ -208,8 +229,9 @@ impl Replica {
         self.lock_kills.load(Ordering::Relaxed)
     }
 
-    pub(super) fn count_lock_kill(&self) {
+    pub(super) fn count_lock_kill(&self, detail: String) {
         self.lock_kills.fetch_add(1, Ordering::Relaxed);
+        self.events.record("lock_kill", detail);
     }
 
     /// The node's own connections to its backend.
@@ -410,6 +432,10 @@ impl Replica {
                 .unwrap_or(false);
             if !known {
                 warn!(reason = %why, "the backend's applier stopped; an operator must act");
+                self.events.record(
+                    "apply_stopped",
+                    format!("the backend's applier stopped: {why}"),
+                );
             }
             self.set(|s| s.stopped = Some(why));
             return Ok(());

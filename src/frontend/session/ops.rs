@@ -31,6 +31,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 reason: refusal.message.clone(),
             },
         );
+        self.node.events.refused(&self.login.user, refusal.code);
         self.client.replies.error(refusal);
     }
 

@@ -5,7 +5,7 @@
 //! what it allows to its own MySQL/MariaDB server ([`backend`]). [`config`] reads a node's TOML
 //! file and secrets, [`node`] runs the accept loop, [`replication`] keeps slaves in step with
 //! the master, [`checksum`] compares their data, [`admin`]
-//! serves each node's web console, health and metrics.
+//! serves each node's web console, health, metrics and [`history`] (its last 15 minutes).
 
 #![warn(missing_docs)]
 
@@ -15,6 +15,7 @@ pub mod checksum;
 pub mod config;
 pub mod error;
 pub mod frontend;
+pub mod history;
 pub mod logging;
 pub mod metrics;
 pub mod node;

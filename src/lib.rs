@@ -5,7 +5,8 @@
 //! what it allows to its own MySQL/MariaDB server ([`backend`]). [`config`] reads a node's TOML
 //! file and secrets, [`node`] runs the accept loop, [`replication`] keeps slaves in step with
 //! the master, [`checksum`] compares their data, [`admin`]
-//! serves each node's web console, health and metrics, [`events`] keeps what happened when.
+//! serves each node's web console, health, metrics and [`history`] (its last 15 minutes), and
+//! [`events`] keeps what happened when.
 
 #![warn(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod frontend;
+pub mod history;
 pub mod logging;
 pub mod metrics;
 pub mod node;

@@ -167,6 +167,12 @@ impl Metrics {
             .collect()
     }
 
+    /// The latency histogram's per-bucket (not cumulative) counts so far, the last past every
+    /// bound of [`LATENCY_BUCKETS`]: the history's sampler takes their differences each second.
+    pub fn latency_buckets(&self) -> [u64; LATENCY_BUCKETS.len() + 1] {
+        self.buckets.each_ref().map(|b| b.load(Ordering::Relaxed))
+    }
+
     /// Bytes received from and sent to clients.
     pub fn bytes(&self) -> (u64, u64) {
         (
@@ -197,7 +203,7 @@ impl Metrics {
     /// The latency histogram as the encoder takes it: each bound with its own (not cumulative)
     /// count, the total count and the sum in seconds.
     fn latency(&self) -> (Vec<(f64, u64)>, u64, f64) {
-        let counts = self.buckets.each_ref().map(|b| b.load(Ordering::Relaxed));
+        let counts = self.latency_buckets();
         let buckets = LATENCY_BUCKETS.iter().copied().zip(counts).collect();
         let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
         (buckets, counts.iter().sum(), sum)

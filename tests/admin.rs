@@ -1,7 +1,8 @@
 //! The admin HTTP listener over real HTTP in front of real nodes: `/metrics` parses as Prometheus
 //! text and moves with statements, `/health` answers 200 or 503 with the reason, `/api/status`
-//! and the console need a login whose cookie is HttpOnly and SameSite, and the console's query
-//! box is under the same policy as the wire protocol.
+//! and the console need a login whose cookie is HttpOnly and SameSite, `/api/history` samples
+//! statements each second behind the same login, and the console's query box is under the same
+//! policy as the wire protocol.
 
 mod common;
 
@@ -540,4 +541,163 @@ async fn events_record_what_happened_when() {
     )
     .await;
     assert!(!newer.contains("\"slave_dropped\""), "only newer: {newer}");
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `/api/history` with `cookie`, parsed; it must be a 200.
+async fn history(client: &reqwest::Client, addr: SocketAddr, cookie: &str) -> serde_json::Value {
+    let (status, json) = get(client, format!("http://{addr}/api/history"), Some(cookie)).await;
+    assert_eq!(status, 200, "{json}");
+    serde_json::from_str(&json).expect("json")
+}
+
+/// Polls `/api/history` until its newest sample satisfies `done` (within 10 s); returns it all.
+async fn history_until(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    cookie: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let h = history(client, addr, cookie).await;
+        let newest = h["samples"].as_array().and_then(|s| s.last());
+        if newest.is_some_and(&done) {
+            return h;
+        }
+        assert!(Instant::now() < deadline, "no such sample in time: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Samples `from` (exclusive, unix ms) on, summing statements of `class` and `outcome`.
+fn statements_since(h: &serde_json::Value, from: u64, class: &str, outcome: &str) -> u64 {
+    let index = |key: &str, name: &str| {
+        h[key]
+            .as_array()
+            .and_then(|names| names.iter().position(|n| n == name))
+            .unwrap_or_else(|| panic!("no {name} in {key}"))
+    };
+    let (row, col) = (index("classes", class), index("outcomes", outcome));
+    h["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .filter(|s| s["t"].as_u64().expect("t") > from)
+        .map(|s| s["stmts"][row][col].as_u64().expect("count"))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_samples_every_second_behind_the_console_login() {
+    let cluster = Cluster::start_with(1, with_admin).await;
+    let client = http();
+    let m = admin_addr(&cluster.master);
+
+    // Refused without a login, as /api/status is.
+    assert_eq!(
+        get(&client, format!("http://{m}/api/history"), None).await,
+        (401, r#"{"error":"log in to the console first"}"#.into())
+    );
+    let bogus = "myrelay_console_0=0000";
+    assert_eq!(
+        get(&client, format!("http://{m}/api/history"), Some(bogus))
+            .await
+            .0,
+        401
+    );
+    let cookie = login(&client, m, APP).await;
+
+    // The node's first sample, before any statement of ours.
+    let first = history_until(&client, m, &cookie, |_| true).await;
+    assert_eq!(first["interval_ms"], 1000);
+    assert_eq!(first["capacity"], 900);
+    let before = now_ms();
+
+    let mut root = cluster.master.connect(ADMIN).await;
+    root.query_drop("CREATE DATABASE h").await.expect("ddl");
+    root.query_drop("CREATE TABLE h.t (id INT PRIMARY KEY)")
+        .await
+        .expect("ddl");
+    root.query_drop("INSERT INTO h.t VALUES (1), (2)")
+        .await
+        .expect("insert");
+    for _ in 0..40 {
+        let _: Vec<i64> = root.query("SELECT id FROM h.t").await.expect("select");
+    }
+    cluster.converge(Duration::from_secs(10)).await;
+    let after = now_ms();
+    let (_, json) = get(&client, format!("http://{m}/api/status"), Some(&cookie)).await;
+    let status: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let lsn = status["node"]["lsn"].as_u64().expect("lsn");
+
+    // Wait for the node to sample a second that ends after our statements, with the slave
+    // caught up.
+    let h = history_until(&client, m, &cookie, |s| {
+        s["t"].as_u64() > Some(after) && s["slaves"][0]["lsn"].as_u64() == Some(lsn)
+    })
+    .await;
+    let samples = h["samples"].as_array().expect("samples");
+    assert!(samples.len() <= 900);
+    assert!(
+        samples
+            .windows(2)
+            .all(|w| w[0]["t"].as_u64() < w[1]["t"].as_u64()),
+        "oldest first"
+    );
+    assert!(statements_since(&h, before, "read", "executed") >= 40);
+    assert!(statements_since(&h, before, "write", "executed") >= 1);
+    assert!(statements_since(&h, before, "ddl", "executed") >= 2);
+    let busy: Vec<&serde_json::Value> = samples
+        .iter()
+        .filter(|s| s["t"].as_u64().expect("t") > before)
+        .filter(|s| s["stmts"][0][0].as_u64() > Some(0))
+        .collect();
+    assert!(!busy.is_empty(), "some second saw the reads: {h}");
+    for s in &busy {
+        let (p50, p99) = (s["p50_us"].as_u64(), s["p99_us"].as_u64());
+        assert!(p50.is_some() && p50 <= p99, "{s}");
+        assert!(s["bytes_in"].as_u64() > Some(0), "{s}");
+        assert!(s["bytes_out"].as_u64() > Some(0), "{s}");
+    }
+    let quiet = samples.first().expect("a sample");
+    let rate = |s: &serde_json::Value| s["stmts"][0][0].as_u64().unwrap_or(0);
+    assert!(
+        busy.iter().map(|s| rate(s)).max() > Some(rate(quiet)),
+        "statements/s rose from the first sample: {h}"
+    );
+    let newest = samples.last().expect("a sample");
+    assert!(newest["clients"].as_u64() >= Some(1), "{newest}");
+    assert!(newest["pool"].is_u64(), "{newest}");
+    let slave = &newest["slaves"][0];
+    assert_eq!(slave["name"], "slave1");
+    assert!(slave["lag_ms"].is_u64(), "{slave}");
+    assert!(
+        slave["gtid"].as_str().is_some_and(|g| !g.is_empty()),
+        "{slave}"
+    );
+
+    // A slave has no slaves to show; logging out ends access.
+    let s = admin_addr(&cluster.slaves[0]);
+    let slave_cookie = login(&client, s, READER).await;
+    let on_slave = history_until(&client, s, &slave_cookie, |_| true).await;
+    let newest = on_slave["samples"].as_array().and_then(|s| s.last());
+    assert!(
+        newest.is_some_and(|s| s.get("slaves").is_none()),
+        "{on_slave}"
+    );
+    let (status, _, _) = post(&client, format!("http://{m}/logout"), Some(&cookie), &[]).await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        get(&client, format!("http://{m}/api/history"), Some(&cookie))
+            .await
+            .0,
+        401
+    );
 }

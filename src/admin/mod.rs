@@ -1,13 +1,15 @@
 //! The admin HTTP listener of a node (`[admin] listen`): the web console, `/health`,
-//! `/metrics` (Prometheus) and `/api/status` (JSON).
+//! `/metrics` (Prometheus), `/api/status` and `/api/history` (JSON).
 //!
 //! [`prometheus`] encodes the node's state and the counters sessions update (`crate::metrics`)
 //! for `/metrics`; [`status`] reads the node's and the cluster's state; [`console`] is the page,
-//! its login sessions and its query box; [`reload`] runs a node process until SIGTERM, reloading
-//! users on SIGHUP. Without a console login only `/health`, `/metrics`, the login page and the
+//! its login sessions and its query box; [`history`] samples the node once a second for
+//! `/api/history` (the ring itself is `crate::history`); [`reload`] runs a node process until
+//! SIGTERM, reloading users on SIGHUP. Without a console login only `/health`, `/metrics`, the login page and the
 //! page's static files answer.
 
 pub mod console;
+pub mod history;
 pub mod prometheus;
 pub mod reload;
 pub mod status;
@@ -27,6 +29,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, Span, info, warn};
 
+use crate::history::History;
 use crate::node::NodeShared;
 use console::{ConsoleSession, Consoles};
 
@@ -37,10 +40,13 @@ struct Admin {
     consoles: Arc<Consoles>,
     /// What `/metrics` encodes, built once.
     metrics: Arc<Registry>,
+    /// The node's last 15 minutes, filled by [`history::run`].
+    history: Arc<History>,
 }
 
 /// Binds `listen` and serves the admin endpoints of `node` (whose clients connect at
-/// `client_addr`) until `shutdown` fires. Returns the bound address and the server task.
+/// `client_addr`), and samples its history, until `shutdown` fires. Returns the bound address
+/// and the task, which ends once both have stopped.
 pub async fn start(
     node: Arc<NodeShared>,
     listen: SocketAddr,
@@ -51,10 +57,15 @@ pub async fn start(
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let consoles = Arc::new(Consoles::new(client_addr));
+    let history = Arc::new(History::default());
+    let sampler = tokio::spawn(
+        history::run(node.clone(), history.clone(), shutdown.clone()).instrument(span.clone()),
+    );
     let app = router(Admin {
         metrics: Arc::new(prometheus::registry(node.clone())),
         node,
         consoles: consoles.clone(),
+        history,
     });
     let task = tokio::spawn(
         async move {
@@ -72,6 +83,7 @@ pub async fn start(
             }
             // Their connections to the node close with them.
             consoles.clear();
+            let _ = sampler.await;
         }
         .instrument(span),
     );
@@ -85,6 +97,7 @@ fn router(state: Admin) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/api/status", get(api_status))
         .route("/api/events", get(api_events))
+        .route("/api/history", get(api_history))
         .route("/", get(index))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
@@ -183,13 +196,18 @@ fn cross_site(headers: &HeaderMap) -> bool {
     origin.split_once("://").map(|(_, h)| h) != Some(host)
 }
 
+/// What the JSON endpoints answer without a console login.
+fn log_in_first() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(serde_json::json!({"error": "log in to the console first"})),
+    )
+        .into_response()
+}
+
 async fn api_status(State(admin): State<Admin>, headers: HeaderMap) -> Response {
     if logged_in(&admin, &headers).is_none() {
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({"error": "log in to the console first"})),
-        )
-            .into_response();
+        return log_in_first();
     }
     axum::Json(status::ApiStatus::read(&admin.node)).into_response()
 }
@@ -207,13 +225,16 @@ async fn api_events(
     Query(q): Query<EventsQuery>,
 ) -> Response {
     if logged_in(&admin, &headers).is_none() {
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({"error": "log in to the console first"})),
-        )
-            .into_response();
+        return log_in_first();
     }
     axum::Json(admin.node.events.since(q.after)).into_response()
+}
+
+async fn api_history(State(admin): State<Admin>, headers: HeaderMap) -> Response {
+    if logged_in(&admin, &headers).is_none() {
+        return log_in_first();
+    }
+    axum::Json(admin.history.json()).into_response()
 }
 
 async fn index(State(admin): State<Admin>, headers: HeaderMap) -> Response {

@@ -448,6 +448,7 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
                     };
                     let r = Replica::new(
                         &config.name,
+                        addr,
                         master_addr,
                         &repl.secret,
                         backend.pool(),

@@ -510,6 +510,10 @@ async fn events_record_what_happened_when() {
     assert!(dropped.id > linked.id && dropped.at_unix_ms >= linked.at_unix_ms);
     cluster.add_slave(common::SECRET).await;
     event(&cluster.master, dropped.id, "slave_linked", "slave1").await;
+    // The master knows each slave by the address its clients connect to.
+    let master = cluster.master.node.shared.master.clone().expect("a master");
+    let addrs: Vec<_> = master.slaves().into_values().map(|s| s.addr).collect();
+    assert_eq!(addrs, [Some(cluster.slaves[0].addr())]);
 
     // A reload, and a burst of refusals.
     let mut config = cluster.master.node.shared.config.clone();

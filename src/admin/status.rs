@@ -185,7 +185,7 @@ pub struct TopologyRow {
     pub name: String,
     /// `master` or `slave`.
     pub role: &'static str,
-    /// Its address, where known (a slave's is where its replication link comes from).
+    /// Where its clients connect, where known.
     pub address: Option<String>,
     /// Link or serving state.
     pub state: String,

@@ -111,6 +111,9 @@ pub enum Message {
         position: String,
         /// The slave backend's `server_id`, unique among the master backend's dump threads.
         server_id: u32,
+        /// Where the slave node's clients connect (as it listens), so that the cluster's views
+        /// show the address a person would connect to.
+        client: String,
     },
     /// master → slave: binlog events, back to back, as the master's backend wrote them.
     Events {
@@ -189,7 +192,9 @@ fn encoded_len(m: &Message) -> usize {
         Message::Source {
             version, checksum, ..
         } => 4 + 4 + version.len() + 4 + checksum.len() + 4,
-        Message::Subscribe { position, .. } => 4 + position.len() + 4,
+        Message::Subscribe {
+            position, client, ..
+        } => 4 + position.len() + 4 + 4 + client.len(),
         Message::Events { events, ends } => {
             4 + events.len() + 1 + ends.as_ref().map_or(0, |g| 4 + g.len())
         }
@@ -220,10 +225,12 @@ pub fn encode(m: &Message, out: &mut Vec<u8>) {
         Message::Subscribe {
             position,
             server_id,
+            client,
         } => {
             out.push(TAG_SUBSCRIBE);
             put_bytes(out, position.as_bytes());
             put_u32(out, *server_id);
+            put_bytes(out, client.as_bytes());
         }
         Message::Events { events, ends } => {
             out.push(TAG_EVENTS);
@@ -351,6 +358,7 @@ fn decode_message_body(tag: u8, body: &mut Body<'_>) -> Result<Message, ChannelE
         TAG_SUBSCRIBE => Message::Subscribe {
             position: body.string("Subscribe.position")?,
             server_id: body.u32("Subscribe.server_id")?,
+            client: body.string("Subscribe.client")?,
         },
         TAG_EVENTS => Message::Events {
             events: body.bytes("Events.events")?.to_vec(),
@@ -835,10 +843,12 @@ mod tests {
             Message::Subscribe {
                 position: String::new(),
                 server_id: 2,
+                client: String::new(),
             },
             Message::Subscribe {
                 position: "0-1-57,1-3-9".into(),
                 server_id: u32::MAX,
+                client: "0.0.0.0:3307".into(),
             },
             Message::Events {
                 events: vec![],
@@ -940,6 +950,7 @@ mod tests {
         let subscribe = Message::Subscribe {
             position: "0-1-1000".into(),
             server_id: 3,
+            client: "127.0.0.1:3308".into(),
         };
         write_message(&mut sock, &subscribe)
             .await

@@ -237,6 +237,7 @@ where
     let subscribe = Message::Subscribe {
         position: position.to_string(),
         server_id,
+        client: replica.client().to_string(),
     };
     channel::write_message(link, &subscribe)
         .await

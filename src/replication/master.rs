@@ -48,7 +48,8 @@ pub struct SlaveState {
     pub last_report: Option<Instant>,
     /// How long ago the oldest transaction it has not applied was relayed to it.
     pub lag_ms: u64,
-    /// Where its replication link comes from.
+    /// Where its clients connect: the address it listens on, told in its subscription, with
+    /// its link's IP when it listens on every address.
     pub addr: Option<SocketAddr>,
 }
 
@@ -446,12 +447,13 @@ impl Master {
         if let Err(e) = channel::write_message(socket, &describe).await {
             return format!("link closed: {e}");
         }
-        let (position, server_id) =
+        let (position, server_id, client) =
             match tokio::time::timeout(DEAD_AFTER, channel::read_message(socket)).await {
                 Ok(Ok(Message::Subscribe {
                     position,
                     server_id,
-                })) => (position, server_id),
+                    client,
+                })) => (position, server_id, client),
                 Ok(Ok(other)) => return format!("expected a subscription, got {other:?}"),
                 Ok(Err(e)) => return format!("link closed: {e}"),
                 Err(_) => return "no subscription in time".into(),
@@ -478,7 +480,7 @@ impl Master {
             s.state.connected = true;
             s.state.applied = start.clone();
             s.state.last_report = Some(Instant::now());
-            s.state.addr = Some(peer);
+            s.state.addr = client_addr(&client, peer);
             s.sent.clear();
         });
         let (mut reader, mut writer) = tokio::io::split(socket);
@@ -574,6 +576,17 @@ impl Master {
     }
 }
 
+/// Where a slave's clients connect: `client` as it told (its listen address), with the IP its
+/// link comes from (`peer`) when it listens on every address.
+fn client_addr(client: &str, peer: SocketAddr) -> Option<SocketAddr> {
+    let told: SocketAddr = client.parse().ok()?;
+    Some(if told.ip().is_unspecified() {
+        SocketAddr::new(peer.ip(), told.port())
+    } else {
+        told
+    })
+}
+
 /// Asks the backend for its binlog from `start`, as a MariaDB replica with `server_id` would:
 /// with checksums as written, GTID events, a heartbeat every [`HEARTBEAT`] when idle.
 async fn start_dump(wire: &mut Wire, start: &Position, server_id: u32) -> Result<(), WireError> {
@@ -604,4 +617,19 @@ pub fn unix_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slave_is_known_by_where_its_clients_connect() {
+        let peer: SocketAddr = "10.0.0.7:40000".parse().expect("addr");
+        let told = |client: &str| client_addr(client, peer).map(|a| a.to_string());
+        assert_eq!(told("127.0.0.1:3308").as_deref(), Some("127.0.0.1:3308"));
+        assert_eq!(told("0.0.0.0:3308").as_deref(), Some("10.0.0.7:3308"));
+        assert_eq!(told("[::]:3308").as_deref(), Some("10.0.0.7:3308"));
+        assert_eq!(told("").as_deref(), None);
+    }
 }

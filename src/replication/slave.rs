@@ -56,6 +56,8 @@ impl SlaveStatus {
 /// Keeps a slave's backend replicating from the master through the node.
 pub struct Replica {
     name: String,
+    /// Where this node's clients connect, told to the master.
+    client: SocketAddr,
     master: SocketAddr,
     secret: Vec<u8>,
     pool: Pool,
@@ -82,11 +84,13 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// A replica of node `name` whose backend is `pool`'s, following the master at `master`
-    /// (its replication address); `tls` opens TLS to it before the channel's authentication.
+    /// A replica of node `name` (whose clients connect at `client`) whose backend is `pool`'s,
+    /// following the master at `master` (its replication address); `tls` opens TLS to it before
+    /// the channel's authentication.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: &str,
+        client: SocketAddr,
         master: SocketAddr,
         secret: &str,
         pool: Pool,
@@ -99,6 +103,7 @@ impl Replica {
         let feed_password: String = bytes.iter().map(|b| char::from(b'a' + b % 26)).collect();
         Arc::new(Replica {
             name: name.to_string(),
+            client,
             master,
             secret: secret.as_bytes().to_vec(),
             pool,
@@ -232,6 +237,11 @@ impl Replica {
     pub(super) fn count_lock_kill(&self, detail: String) {
         self.lock_kills.fetch_add(1, Ordering::Relaxed);
         self.events.record("lock_kill", detail);
+    }
+
+    /// Where this node's clients connect.
+    pub(super) fn client(&self) -> SocketAddr {
+        self.client
     }
 
     /// The node's own connections to its backend.

@@ -219,6 +219,9 @@ pub struct NodeConfig {
 pub struct Admin {
     /// Where the console and the monitoring endpoints listen, `ip:port`.
     pub listen: SocketAddr,
+    /// Sample the node's counters every second for `/api/history` and the console's plots
+    /// (`admin.history`, on by default; off only to measure what sampling costs).
+    pub history: bool,
 }
 
 impl NodeConfig {
@@ -353,6 +356,12 @@ struct RawFunctions {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     listen: String,
+    #[serde(default = "default_true")]
+    history: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -663,6 +672,7 @@ impl NodeConfig {
         let admin = match &raw.admin {
             Some(a) => Some(Admin {
                 listen: addr("admin.listen", &a.listen)?,
+                history: a.history,
             }),
             None => None,
         };

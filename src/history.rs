@@ -34,8 +34,9 @@ pub type Buckets = [u64; LATENCY_BUCKETS.len() + 1];
 pub struct SlaveSample {
     /// The name the slave announced.
     pub name: String,
-    /// Age of the oldest transaction it had not applied, in milliseconds.
-    pub lag_ms: u64,
+    /// Age of the oldest transaction it had not applied, in milliseconds; `null` while it was
+    /// not linked, so its lag series has a gap there.
+    pub lag_ms: Option<u64>,
     /// The position it reported applied, as a number (sum of GTID sequence numbers).
     pub lsn: u64,
     /// The same position as GTIDs (`0-1-42`), the form the backend reads.
@@ -178,22 +179,24 @@ impl History {
         }
     }
 
-    /// A copy of the samples, oldest first (the lock is held only to copy).
-    pub fn samples(&self) -> Vec<Sample> {
+    /// A copy of the samples that ended after `after` (ms since the Unix epoch), oldest first
+    /// (the lock is held only to copy).
+    pub fn samples_after(&self, after: u64) -> Vec<Sample> {
         self.samples
             .lock()
-            .map(|s| s.iter().cloned().collect())
+            .map(|s| s.iter().filter(|s| s.t > after).cloned().collect())
             .unwrap_or_default()
     }
 
-    /// The whole history as `/api/history` answers it.
-    pub fn json(&self) -> HistoryJson {
+    /// The history as `/api/history` answers it: the samples that ended after `after` (0 for
+    /// all), so that a page polling it fetches only what is new.
+    pub fn json(&self, after: u64) -> HistoryJson {
         HistoryJson {
             interval_ms: INTERVAL.as_millis() as u64,
             capacity: CAPACITY,
             classes: crate::metrics::CLASSES.map(|c| c.as_str()),
             outcomes: crate::metrics::Outcome::ALL.map(|o| o.as_str()),
-            samples: self.samples(),
+            samples: self.samples_after(after),
         }
     }
 }
@@ -234,7 +237,8 @@ mod tests {
         for t in 0..(CAPACITY as u64 + 250) {
             history.push(sample(t));
         }
-        let kept = history.samples();
+        let kept = history.samples_after(0);
+        assert_eq!(history.samples_after(CAPACITY as u64 + 247).len(), 2);
         assert_eq!(kept.len(), CAPACITY);
         assert_eq!(kept[0].t, 250, "the oldest 250 were forgotten");
         assert_eq!(kept[CAPACITY - 1].t, CAPACITY as u64 + 249);

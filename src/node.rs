@@ -35,6 +35,10 @@ use crate::replication::slave::Replica;
 pub struct NodeShared {
     /// The node's configuration.
     pub config: NodeConfig,
+    /// Where its clients connect, as bound (the config may ask for port 0).
+    pub addr: SocketAddr,
+    /// Where its console listens, as bound, when it has one.
+    pub console: Option<SocketAddr>,
     /// The node's backend: its own pool, and the session connections' slots.
     pub backend: pool::Backend,
     /// The replication log and slave view, on a replicating master.
@@ -400,6 +404,15 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
     // Every task of the node runs in this span, so each log line names the node and its role.
     let span = info_span!("node", node = %config.name, role = config.role.as_str());
     let events = Arc::new(Events::default());
+    // Bound first: master and slaves tell each other where their consoles are.
+    let admin_listener = match &config.admin {
+        Some(admin) => Some(TcpListener::bind(admin.listen).await?),
+        None => None,
+    };
+    let console = admin_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let mut master = None;
     let mut replica = None;
     let mut replication = None;
@@ -418,6 +431,7 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
                     repl.ack,
                     repl.ack_timeout,
                     events.clone(),
+                    console,
                 );
                 m.check().await.map_err(std::io::Error::other)?;
                 let m = Arc::new(m);
@@ -449,6 +463,7 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
                     let r = Replica::new(
                         &config.name,
                         addr,
+                        console,
                         master_addr,
                         &repl.secret,
                         backend.pool(),
@@ -469,6 +484,8 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
     let users = RwLock::new(Arc::new(config.users.clone()));
     let shared = Arc::new(NodeShared {
         config,
+        addr,
+        console,
         backend,
         master,
         replica,
@@ -486,14 +503,15 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
         reloads_applied: AtomicU64::new(0),
         reloads_failed: AtomicU64::new(0),
     });
-    let (admin_addr, admin) = match shared.config.admin.clone() {
-        Some(admin) => {
-            let (addr, task) =
-                crate::admin::start(shared.clone(), admin.listen, addr, rx.clone(), span.clone())
-                    .await?;
-            (Some(addr), Some(task))
-        }
-        None => (None, None),
+    let admin = match admin_listener {
+        Some(listener) => Some(crate::admin::start(
+            shared.clone(),
+            listener,
+            addr,
+            rx.clone(),
+            span.clone(),
+        )?),
+        None => None,
     };
     if let (Some(r), Some(repl)) = (&shared.replica, &shared.config.replication) {
         // The slave's replication, and the guard that keeps clients from holding it back.
@@ -514,7 +532,7 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
     Ok(NodeHandle {
         addr,
         replication_addr,
-        admin_addr,
+        admin_addr: console,
         shared,
         shutdown,
         task,

@@ -18,6 +18,7 @@ use prometheus_parse::{Scrape, Value};
 fn with_admin(config: &mut NodeConfig) {
     config.admin = Some(Admin {
         listen: "127.0.0.1:0".parse().expect("addr"),
+        history: true,
     });
 }
 
@@ -138,6 +139,17 @@ async fn metrics_parse_as_prometheus_text_and_move_when_statements_run() {
         .await
         .expect("insert");
     let _: Vec<i64> = root.query("SELECT id FROM m.t").await.expect("select");
+    // Prepared statements (binary protocol, as sysbench and most drivers run them) count too,
+    // once per execution.
+    root.exec_drop("INSERT INTO m.t VALUES (?, ?)", (3, "three"))
+        .await
+        .expect("prepared insert");
+    for id in [1, 3] {
+        let _: Vec<i64> = root
+            .exec("SELECT id FROM m.t WHERE id = ?", (id,))
+            .await
+            .expect("prepared select");
+    }
     let mut reader = master.connect(READER).await;
     let refused = common::expect_error(&mut reader, "DROP TABLE m.t").await;
     assert_eq!(refused.0, 1227, "{refused:?}");
@@ -156,8 +168,8 @@ async fn metrics_parse_as_prometheus_text_and_move_when_statements_run() {
         statements(b, class, outcome) - statements(a, class, outcome)
     };
     // The slave's forwarded insert runs on the master as a write of its own.
-    assert_eq!(moved(&before, &after, "write", "executed"), 2.0);
-    assert!(moved(&before, &after, "read", "executed") >= 1.0);
+    assert_eq!(moved(&before, &after, "write", "executed"), 3.0);
+    assert!(moved(&before, &after, "read", "executed") >= 3.0);
     assert_eq!(moved(&before, &after, "ddl", "refused"), 1.0);
     assert_eq!(moved(&before, &after, "ddl", "executed"), 0.0);
     assert_eq!(
@@ -165,7 +177,7 @@ async fn metrics_parse_as_prometheus_text_and_move_when_statements_run() {
         1.0
     );
     assert_eq!(moved(&slave_before, &slave_after, "ddl", "refused"), 1.0);
-    assert!(latency_count(&after) >= latency_count(&before) + 3.0);
+    assert!(latency_count(&after) >= latency_count(&before) + 6.0);
     for (metric, node_before, node_after) in [
         ("myrelay_client_bytes_received_total", &before, &after),
         ("myrelay_client_bytes_sent_total", &before, &after),
@@ -704,4 +716,83 @@ async fn history_samples_every_second_behind_the_console_login() {
             .0,
         401
     );
+}
+
+/// Every node shows the whole cluster with client addresses: a slave learns its siblings from
+/// the master over the replication channel, and keeps what it last knew (and when) once the
+/// master is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_shows_the_whole_cluster() {
+    let mut cluster = Cluster::start_with(2, with_admin).await;
+    let client = http();
+    let s1 = admin_addr(&cluster.slaves[0]);
+    let cookie = login(&client, s1, ADMIN).await;
+    let want = [
+        ("master", cluster.master.addr().to_string()),
+        ("slave1", cluster.slaves[0].addr().to_string()),
+        ("slave2", cluster.slaves[1].addr().to_string()),
+    ];
+    let status = |client: reqwest::Client, cookie: String| async move {
+        let (code, body) = get(&client, format!("http://{s1}/api/status"), Some(&cookie)).await;
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).expect("JSON")
+    };
+    let rows = |status: &serde_json::Value| -> Vec<(String, String)> {
+        status["topology"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        (
+                            r["name"].as_str().unwrap_or("").to_string(),
+                            r["address"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = rows(&status(client.clone(), cookie.clone()).await);
+        if want
+            .iter()
+            .all(|(n, a)| got.iter().any(|(gn, ga)| gn == n && ga == a))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "slave1 sees {got:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The master's backend dies, so the master serves no slave: slave1 still shows slave2, and
+    // says as of when.
+    cluster.master.server.kill().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = status(client.clone(), cookie.clone()).await;
+        let got = rows(&now);
+        let master_row = now["topology"][0]["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if master_row == "unreachable" {
+            assert!(
+                got.iter().any(|(n, a)| n == "slave2" && *a == want[2].1),
+                "{got:?}"
+            );
+            assert!(
+                now["node"]["siblings_as_of_unix_ms"].as_u64().is_some(),
+                "{now}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the master still shows as {master_row}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

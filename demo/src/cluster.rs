@@ -45,6 +45,8 @@ pub struct DemoOptions {
     pub reader_pass: Option<String>,
     /// The nodes' shared secret (`CLUSTER_SECRET`); one is made up for the run when `None`.
     pub cluster_secret: Option<String>,
+    /// Sample each node's history for its console's plots (off only to measure the cost).
+    pub history: bool,
 }
 
 /// Why the demo could not run.
@@ -186,6 +188,7 @@ impl Demo {
                 tls: None,
                 admin: Some(Admin {
                     listen: SocketAddr::from(([127, 0, 0, 1], console)),
+                    history: opts.history,
                 }),
                 // The demo's backends load no UDFs of their own.
                 safe_udfs: Vec::new(),
@@ -249,6 +252,33 @@ impl Demo {
         }
         out.push_str("ready\n");
         out
+    }
+
+    /// Stops node `i` (its clients and its master see it go: the master records the slave
+    /// dropping), waits for `down`, and starts it again on the same client and console
+    /// addresses, with the same backend.
+    pub async fn restart_node(
+        &mut self,
+        i: usize,
+        down: impl std::future::Future<Output = ()>,
+    ) -> Result<(), DemoError> {
+        let node = self.nodes.remove(i);
+        let mut config = node.shared.config.clone();
+        config.listen = node.addr;
+        if let (Some(admin), Some(addr)) = (config.admin.as_mut(), node.admin_addr) {
+            admin.listen = addr;
+        }
+        node.stop().await;
+        down.await;
+        let handle = node::start(config.clone())
+            .await
+            .map_err(|source| DemoError::Node {
+                node: config.name.clone(),
+                addr: config.listen,
+                source,
+            })?;
+        self.nodes.insert(i, handle);
+        Ok(())
     }
 
     /// Stops nodes, then backends; temporary data goes with them.

@@ -28,6 +28,9 @@ struct Cli {
     /// Default: the client port + 1000.
     #[arg(long)]
     console_port: Option<u16>,
+    /// Do not sample the nodes' counters for the consoles' plots (bench/run measures the cost).
+    #[arg(long)]
+    no_history: bool,
 }
 
 /// A variable from `.env` or the environment; empty counts as unset.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         app_pass: env("APP_PASS"),
         reader_pass: env("READER_PASS"),
         cluster_secret: env("CLUSTER_SECRET"),
+        history: !cli.no_history,
     };
     match runtime.block_on(myrelay_demo::cluster::run(options)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -477,17 +477,20 @@ pub fn console_page(
         state = escape(&n.state),
         user = escape(user),
     );
-    // Topology.
+    // The cluster: a diagram (drawn by the script), then a row per node.
     out.push_str(
-        "<section><h2>Cluster</h2><table id=\"topology\"><thead><tr><th>node</th><th>role</th>\
-         <th>address</th><th>state</th><th>LSN</th><th>lag (entries)</th><th>lag (ms)</th></tr></thead><tbody>",
+        "<section><h2>Cluster</h2><p class=\"hint\" id=\"cluster-note\"></p>\
+         <svg id=\"cluster-map\" class=\"map\" role=\"img\" aria-label=\"the cluster's nodes and links\"></svg>\
+         <table id=\"topology\"><thead><tr><th>node</th><th>role</th>\
+         <th>client address</th><th>state</th><th>LSN</th><th>lag (entries)</th><th>lag (ms)</th>\
+         <th>console</th></tr></thead><tbody>",
     );
     for row in &status.topology {
         let _ = write!(
             out,
             "<tr data-node=\"{name}\" class=\"{this}\"><td class=\"name\">{name}{me}</td><td class=\"role\">{}</td>\
              <td class=\"address\">{}</td><td class=\"state\">{}</td><td class=\"lsn\">{}</td>\
-             <td class=\"lag\">{}</td><td class=\"lag-ms\">{}</td></tr>",
+             <td class=\"lag\">{}</td><td class=\"lag-ms\">{}</td><td class=\"console\">",
             row.role,
             escape(&opt(row.address.as_ref())),
             escape(&row.state),
@@ -498,8 +501,48 @@ pub fn console_page(
             this = if row.this_node { "this" } else { "" },
             me = if row.this_node { " (this node)" } else { "" },
         );
+        match (&row.console, row.this_node) {
+            (_, true) => out.push_str("this page"),
+            (Some(console), false) => {
+                let _ = write!(out, "<a href=\"http://{c}/\">{c}</a>", c = escape(console));
+            }
+            (None, false) => out.push('—'),
+        }
+        out.push_str("</td></tr>");
     }
     out.push_str("</tbody></table></section>");
+    // Plots of the last 15 minutes and the events, drawn by the script from /api/history and
+    // /api/events.
+    out.push_str(
+        "<section id=\"history\"><h2>Last 15 minutes</h2><p class=\"hint\" id=\"history-note\">\
+         Sampled every second by the node; hover a plot for values.</p><div class=\"charts\">",
+    );
+    for (id, title) in [
+        (
+            "statements",
+            "Statements per second, by class (refusals marked)",
+        ),
+        ("latency", "Latency p50 / p99 (ms)"),
+        (
+            "lag",
+            "Replication lag per slave (ms), as the master measures it",
+        ),
+        ("clients", "Clients and backend connections in use"),
+    ] {
+        let _ = write!(
+            out,
+            "<figure class=\"chart\" id=\"chart-{id}\"><figcaption>{title}</figcaption>\
+             <svg class=\"plot\" viewBox=\"0 0 720 190\" role=\"img\" aria-label=\"{title}\"></svg>\
+             <div class=\"legend\"></div></figure>"
+        );
+    }
+    out.push_str(
+        "</div></section><section><h2>Events</h2><svg id=\"timeline\" class=\"timeline\" \
+         viewBox=\"0 0 1100 44\" role=\"img\" aria-label=\"events over the last 15 minutes\"></svg>\
+         <div class=\"events\"><table id=\"events\"><thead><tr><th>time (UTC)</th><th>what</th>\
+         <th>detail</th></tr></thead><tbody><tr class=\"empty\"><td colspan=\"3\">none yet</td></tr>\
+         </tbody></table></div></section>",
+    );
     // Counters.
     let c = &status.counters;
     let _ = write!(

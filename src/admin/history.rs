@@ -31,7 +31,7 @@ pub fn read(node: &NodeShared) -> Reading {
                 .into_iter()
                 .map(|(name, s)| SlaveSample {
                     name,
-                    lag_ms: s.lag_ms,
+                    lag_ms: s.connected.then_some(s.lag_ms),
                     lsn: s.applied.lsn(),
                     gtid: s.applied.to_string(),
                 })

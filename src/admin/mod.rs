@@ -44,23 +44,25 @@ struct Admin {
     history: Arc<History>,
 }
 
-/// Binds `listen` and serves the admin endpoints of `node` (whose clients connect at
-/// `client_addr`), and samples its history, until `shutdown` fires. Returns the bound address
-/// and the task, which ends once both have stopped.
-pub async fn start(
+/// Serves the admin endpoints of `node` (whose clients connect at `client_addr`) on `listener`,
+/// and samples its history, until `shutdown` fires. Returns the task, which ends once both have
+/// stopped.
+pub fn start(
     node: Arc<NodeShared>,
-    listen: SocketAddr,
+    listener: TcpListener,
     client_addr: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
     span: Span,
-) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(listen).await?;
+) -> std::io::Result<JoinHandle<()>> {
     let addr = listener.local_addr()?;
     let consoles = Arc::new(Consoles::new(client_addr));
     let history = Arc::new(History::default());
-    let sampler = tokio::spawn(
-        history::run(node.clone(), history.clone(), shutdown.clone()).instrument(span.clone()),
-    );
+    let sampling = node.config.admin.as_ref().is_none_or(|a| a.history);
+    let sampler = sampling.then(|| {
+        tokio::spawn(
+            history::run(node.clone(), history.clone(), shutdown.clone()).instrument(span.clone()),
+        )
+    });
     let app = router(Admin {
         metrics: Arc::new(prometheus::registry(node.clone())),
         node,
@@ -83,12 +85,14 @@ pub async fn start(
             }
             // Their connections to the node close with them.
             consoles.clear();
-            let _ = sampler.await;
+            if let Some(sampler) = sampler {
+                let _ = sampler.await;
+            }
         }
         .instrument(span),
     );
     info!(%addr, "admin listener (console, /health, /metrics)");
-    Ok((addr, task))
+    Ok(task)
 }
 
 fn router(state: Admin) -> Router {
@@ -212,9 +216,10 @@ async fn api_status(State(admin): State<Admin>, headers: HeaderMap) -> Response 
     axum::Json(status::ApiStatus::read(&admin.node)).into_response()
 }
 
-/// `?after=<id>`: only the events newer than the last one a reader has.
+/// `?after=<n>`: only what is newer than the last one a reader has (an event's id, a history
+/// sample's time).
 #[derive(Deserialize)]
-struct EventsQuery {
+struct AfterQuery {
     #[serde(default)]
     after: u64,
 }
@@ -222,7 +227,7 @@ struct EventsQuery {
 async fn api_events(
     State(admin): State<Admin>,
     headers: HeaderMap,
-    Query(q): Query<EventsQuery>,
+    Query(q): Query<AfterQuery>,
 ) -> Response {
     if logged_in(&admin, &headers).is_none() {
         return log_in_first();
@@ -230,11 +235,15 @@ async fn api_events(
     axum::Json(admin.node.events.since(q.after)).into_response()
 }
 
-async fn api_history(State(admin): State<Admin>, headers: HeaderMap) -> Response {
+async fn api_history(
+    State(admin): State<Admin>,
+    headers: HeaderMap,
+    Query(q): Query<AfterQuery>,
+) -> Response {
     if logged_in(&admin, &headers).is_none() {
         return log_in_first();
     }
-    axum::Json(admin.history.json()).into_response()
+    axum::Json(admin.history.json(q.after)).into_response()
 }
 
 async fn index(State(admin): State<Admin>, headers: HeaderMap) -> Response {

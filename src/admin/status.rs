@@ -20,8 +20,10 @@ const BACKEND_PING_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct SlaveView {
     /// The name the slave announced.
     pub name: String,
-    /// Where its replication link comes from.
+    /// Where its clients connect.
     pub address: Option<String>,
+    /// Where its console listens, when it has one.
+    pub console: Option<String>,
     /// Linked right now.
     pub connected: bool,
     /// Last LSN it reported applied.
@@ -37,6 +39,8 @@ pub struct SlaveView {
 pub struct MasterLink {
     /// The master's client address (`node.master`).
     pub address: Option<String>,
+    /// Where the master's console listens, as it last told.
+    pub console: Option<String>,
     /// Linked right now.
     pub connected: bool,
     /// Last LSN the master reported.
@@ -54,6 +58,8 @@ pub struct NodeStatus {
     pub role: &'static str,
     /// Client address.
     pub listen: String,
+    /// Where its console listens.
+    pub console: Option<String>,
     /// One word or phrase: serving, following, connecting, applier stopped: …, standalone,
     /// draining.
     pub state: String,
@@ -67,8 +73,11 @@ pub struct NodeStatus {
     pub reloads: ReloadCounts,
     /// A slave's link to its master.
     pub master_link: Option<MasterLink>,
-    /// A master's slaves, by name.
+    /// A master's slaves, by name; a slave's siblings, as the master last told.
     pub slaves: Vec<SlaveView>,
+    /// A slave: when the master last told it of its siblings (ms since the Unix epoch), so that
+    /// a view kept while the master is unreachable says how old it is.
+    pub siblings_as_of_unix_ms: Option<u64>,
 }
 
 impl NodeStatus {
@@ -78,7 +87,8 @@ impl NodeStatus {
         let mut status = NodeStatus {
             name: config.name.clone(),
             role: config.role.as_str(),
-            listen: config.listen.to_string(),
+            listen: node.addr.to_string(),
+            console: node.console.map(|a| a.to_string()),
             state: "standalone".into(),
             lsn: 0,
             uptime_secs: node.uptime().as_secs(),
@@ -86,6 +96,7 @@ impl NodeStatus {
             reloads: node.reloads(),
             master_link: None,
             slaves: Vec::new(),
+            siblings_as_of_unix_ms: None,
         };
         if let Some(master) = &node.master {
             let lsn = master.lsn();
@@ -97,6 +108,7 @@ impl NodeStatus {
                 .map(|(name, s)| SlaveView {
                     name,
                     address: s.addr.map(|a| a.to_string()),
+                    console: s.console.map(|a| a.to_string()),
                     connected: s.connected,
                     applied_lsn: s.applied.lsn(),
                     lag_entries: lsn.saturating_sub(s.applied.lsn()),
@@ -107,8 +119,29 @@ impl NodeStatus {
             let s = replica.status();
             status.lsn = s.applied.lsn();
             status.state = s.state();
+            let told = replica.cluster();
+            let mut master_console = None;
+            if let Some((view, at)) = told {
+                status.siblings_as_of_unix_ms = Some(at);
+                master_console = view.master_console;
+                // This slave among them: its lag as the master measures it.
+                status.slaves = view
+                    .slaves
+                    .into_iter()
+                    .map(|sibling| SlaveView {
+                        lag_entries: s.master.lsn().saturating_sub(sibling.applied_lsn),
+                        name: sibling.name,
+                        address: sibling.address,
+                        console: sibling.console,
+                        connected: sibling.connected,
+                        applied_lsn: sibling.applied_lsn,
+                        lag_ms: sibling.lag_ms,
+                    })
+                    .collect();
+            }
             status.master_link = Some(MasterLink {
                 address: config.master.clone(),
+                console: master_console,
                 connected: s.connected,
                 master_lsn: s.master.lsn(),
                 stopped: s.stopped,
@@ -121,16 +154,21 @@ impl NodeStatus {
     }
 
     /// The cluster as this node sees it, one row per node: a master lists itself and its slaves,
-    /// a slave its master and itself.
+    /// a slave its master, itself and its siblings.
     pub fn topology(&self) -> Vec<TopologyRow> {
         let me = TopologyRow {
             name: self.name.clone(),
             role: self.role,
             address: Some(self.listen.clone()),
+            console: self.console.clone(),
             state: self.state.clone(),
             lsn: Some(self.lsn),
             lag_entries: None,
-            lag_ms: None,
+            lag_ms: self
+                .slaves
+                .iter()
+                .find(|s| s.name == self.name)
+                .map(|s| s.lag_ms),
             this_node: true,
         };
         let mut rows = Vec::new();
@@ -139,6 +177,7 @@ impl NodeStatus {
                 name: "master".into(),
                 role: "master",
                 address: link.address.clone(),
+                console: link.console.clone(),
                 state: if link.connected {
                     "linked"
                 } else {
@@ -154,14 +193,16 @@ impl NodeStatus {
                 lag_entries: Some(link.master_lsn.saturating_sub(self.lsn)),
                 ..me
             });
-            return rows;
+        } else {
+            rows.push(me);
         }
-        rows.push(me);
-        for s in &self.slaves {
+        // A master's slaves, or a slave's siblings as the master last told.
+        for s in self.slaves.iter().filter(|s| s.name != self.name) {
             rows.push(TopologyRow {
                 name: s.name.clone(),
                 role: "slave",
                 address: s.address.clone(),
+                console: s.console.clone(),
                 state: if s.connected {
                     "streaming"
                 } else {
@@ -187,13 +228,15 @@ pub struct TopologyRow {
     pub role: &'static str,
     /// Where its clients connect, where known.
     pub address: Option<String>,
+    /// Where its console listens, where known.
+    pub console: Option<String>,
     /// Link or serving state.
     pub state: String,
     /// Master: last LSN logged; slave: last LSN applied.
     pub lsn: Option<u64>,
     /// Entries behind the master (slaves only).
     pub lag_entries: Option<u64>,
-    /// Milliseconds behind the master (slaves seen from the master only).
+    /// Milliseconds behind the master, as the master measures it (slaves only).
     pub lag_ms: Option<u64>,
     /// The node answering.
     pub this_node: bool,

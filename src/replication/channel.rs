@@ -55,6 +55,7 @@ const TAG_HEARTBEAT: u8 = 0x03;
 const TAG_ACK: u8 = 0x04;
 const TAG_ERROR: u8 = 0x05;
 const TAG_SOURCE: u8 = 0x06;
+const TAG_TOPOLOGY: u8 = 0x07;
 // Handshake-only tags, in a separate range so they can never be mistaken for
 // a `Message` after authentication.
 const TAG_HELLO: u8 = 0x10;
@@ -114,6 +115,8 @@ pub enum Message {
         /// Where the slave node's clients connect (as it listens), so that the cluster's views
         /// show the address a person would connect to.
         client: String,
+        /// Where the slave node's console listens, empty when it has none.
+        console: String,
     },
     /// master → slave: binlog events, back to back, as the master's backend wrote them.
     Events {
@@ -135,6 +138,12 @@ pub enum Message {
     Ack {
         /// The GTID position the slave's backend has applied.
         applied: String,
+    },
+    /// master → slave, with each heartbeat: the cluster as the master sees it, as JSON (a
+    /// [`super::master::ClusterView`]), so that a slave can show its siblings.
+    Topology {
+        /// The list, as JSON.
+        json: String,
     },
     /// either side, before closing: why
     Error {
@@ -193,14 +202,18 @@ fn encoded_len(m: &Message) -> usize {
             version, checksum, ..
         } => 4 + 4 + version.len() + 4 + checksum.len() + 4,
         Message::Subscribe {
-            position, client, ..
-        } => 4 + position.len() + 4 + 4 + client.len(),
+            position,
+            client,
+            console,
+            ..
+        } => 4 + position.len() + 4 + 4 + client.len() + 4 + console.len(),
         Message::Events { events, ends } => {
             4 + events.len() + 1 + ends.as_ref().map_or(0, |g| 4 + g.len())
         }
         Message::Heartbeat { position, .. } => 4 + position.len() + 8,
         Message::Ack { applied } => 4 + applied.len(),
         Message::Error { message } => 4 + message.len(),
+        Message::Topology { json } => 4 + json.len(),
     }
 }
 
@@ -226,11 +239,13 @@ pub fn encode(m: &Message, out: &mut Vec<u8>) {
             position,
             server_id,
             client,
+            console,
         } => {
             out.push(TAG_SUBSCRIBE);
             put_bytes(out, position.as_bytes());
             put_u32(out, *server_id);
             put_bytes(out, client.as_bytes());
+            put_bytes(out, console.as_bytes());
         }
         Message::Events { events, ends } => {
             out.push(TAG_EVENTS);
@@ -255,6 +270,10 @@ pub fn encode(m: &Message, out: &mut Vec<u8>) {
         Message::Error { message } => {
             out.push(TAG_ERROR);
             put_bytes(out, message.as_bytes());
+        }
+        Message::Topology { json } => {
+            out.push(TAG_TOPOLOGY);
+            put_bytes(out, json.as_bytes());
         }
     }
 }
@@ -359,6 +378,7 @@ fn decode_message_body(tag: u8, body: &mut Body<'_>) -> Result<Message, ChannelE
             position: body.string("Subscribe.position")?,
             server_id: body.u32("Subscribe.server_id")?,
             client: body.string("Subscribe.client")?,
+            console: body.string("Subscribe.console")?,
         },
         TAG_EVENTS => Message::Events {
             events: body.bytes("Events.events")?.to_vec(),
@@ -377,6 +397,9 @@ fn decode_message_body(tag: u8, body: &mut Body<'_>) -> Result<Message, ChannelE
         },
         TAG_ERROR => Message::Error {
             message: body.string("Error.message")?,
+        },
+        TAG_TOPOLOGY => Message::Topology {
+            json: body.string("Topology.json")?,
         },
         other => {
             return Err(ChannelError::Malformed(format!(
@@ -816,6 +839,7 @@ fn handshake_kind(h: &Handshake) -> &'static str {
         Handshake::Msg(Message::Heartbeat { .. }) => "Heartbeat",
         Handshake::Msg(Message::Ack { .. }) => "Ack",
         Handshake::Msg(Message::Error { .. }) => "Error",
+        Handshake::Msg(Message::Topology { .. }) => "Topology",
     }
 }
 
@@ -844,11 +868,13 @@ mod tests {
                 position: String::new(),
                 server_id: 2,
                 client: String::new(),
+                console: String::new(),
             },
             Message::Subscribe {
                 position: "0-1-57,1-3-9".into(),
                 server_id: u32::MAX,
                 client: "0.0.0.0:3307".into(),
+                console: "0.0.0.0:9307".into(),
             },
             Message::Events {
                 events: vec![],
@@ -874,6 +900,9 @@ mod tests {
             },
             Message::Error {
                 message: "disk full — ünïcödé".into(),
+            },
+            Message::Topology {
+                json: r#"[{"name":"slave1","address":"127.0.0.1:3307"}]"#.into(),
             },
         ]
     }
@@ -951,6 +980,7 @@ mod tests {
             position: "0-1-1000".into(),
             server_id: 3,
             client: "127.0.0.1:3308".into(),
+            console: String::new(),
         };
         write_message(&mut sock, &subscribe)
             .await

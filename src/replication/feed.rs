@@ -238,6 +238,7 @@ where
         position: position.to_string(),
         server_id,
         client: replica.client().to_string(),
+        console: replica.console().map(|a| a.to_string()).unwrap_or_default(),
     };
     channel::write_message(link, &subscribe)
         .await
@@ -285,6 +286,7 @@ where
                         replica.master_at(p);
                     }
                 }
+                Message::Topology { json } => replica.cluster_told(&json),
                 Message::Error { message } => return Err(format!("master: {message}")),
                 other => debug!(?other, "ignored"),
             }

@@ -8,7 +8,7 @@
 //! `replication.ack` asks for it.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,6 +24,7 @@ use super::gtid::Position;
 use crate::backend::wire::{Wire, WireError};
 use crate::config::Ack;
 use crate::events::Events;
+use serde::{Deserialize, Serialize};
 
 /// How long a slave has to authenticate.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,6 +52,35 @@ pub struct SlaveState {
     /// Where its clients connect: the address it listens on, told in its subscription, with
     /// its link's IP when it listens on every address.
     pub addr: Option<SocketAddr>,
+    /// Where its console listens, told likewise.
+    pub console: Option<SocketAddr>,
+}
+
+/// A slave as the master tells every slave of it, so that each can show its siblings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sibling {
+    /// Its node name.
+    pub name: String,
+    /// Where its clients connect, when known.
+    pub address: Option<String>,
+    /// Where its console listens, when it has one.
+    pub console: Option<String>,
+    /// Linked to the master right now.
+    pub connected: bool,
+    /// The position it reported applied, as a number.
+    pub applied_lsn: u64,
+    /// How far behind it is, in milliseconds.
+    pub lag_ms: u64,
+}
+
+/// The cluster as the master tells every slave of it, with each heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// Where the master's console listens, when it has one (an unspecified IP stands for the
+    /// master's: the slave puts in the IP it reaches the master at).
+    pub master_console: Option<String>,
+    /// Every slave, the one told included.
+    pub slaves: Vec<Sibling>,
 }
 
 /// A slave as the master keeps it: what it shows, and when each transaction was relayed to it
@@ -168,17 +198,20 @@ pub struct Master {
     ack_timeouts: AtomicU64,
     /// Where slaves linking and dropping, and ack timeouts, are recorded.
     events: Arc<Events>,
+    /// Where this node's console listens, told to slaves.
+    console: Option<SocketAddr>,
 }
 
 impl Master {
     /// A master relaying `backend`'s binlog to slaves that know `secret`, recording into
-    /// `events`.
+    /// `events`; it tells them its console is at `console`.
     pub fn new(
         backend: BackendLogin,
         secret: &str,
         ack: Ack,
         ack_timeout: Duration,
         events: Arc<Events>,
+        console: Option<SocketAddr>,
     ) -> Master {
         Master {
             backend,
@@ -190,6 +223,7 @@ impl Master {
             ack_timeout,
             ack_timeouts: AtomicU64::new(0),
             events,
+            console,
         }
     }
 
@@ -320,6 +354,26 @@ impl Master {
         }
     }
 
+    /// The cluster as a slave is told of it, as JSON.
+    fn cluster_json(&self) -> String {
+        let view = ClusterView {
+            master_console: self.console.map(|a| a.to_string()),
+            slaves: self
+                .slaves()
+                .into_iter()
+                .map(|(name, s)| Sibling {
+                    name,
+                    address: s.addr.map(|a| a.to_string()),
+                    console: s.console.map(|a| a.to_string()),
+                    connected: s.connected,
+                    applied_lsn: s.applied.lsn(),
+                    lag_ms: s.lag_ms,
+                })
+                .collect(),
+        };
+        serde_json::to_string(&view).unwrap_or_default()
+    }
+
     /// A snapshot of the slaves, by name, with their lag in time.
     pub fn slaves(&self) -> BTreeMap<String, SlaveState> {
         let Ok(slaves) = self.slaves.lock() else {
@@ -447,13 +501,14 @@ impl Master {
         if let Err(e) = channel::write_message(socket, &describe).await {
             return format!("link closed: {e}");
         }
-        let (position, server_id, client) =
+        let (position, server_id, client, console) =
             match tokio::time::timeout(DEAD_AFTER, channel::read_message(socket)).await {
                 Ok(Ok(Message::Subscribe {
                     position,
                     server_id,
                     client,
-                })) => (position, server_id, client),
+                    console,
+                })) => (position, server_id, client, console),
                 Ok(Ok(other)) => return format!("expected a subscription, got {other:?}"),
                 Ok(Err(e)) => return format!("link closed: {e}"),
                 Err(_) => return "no subscription in time".into(),
@@ -480,7 +535,8 @@ impl Master {
             s.state.connected = true;
             s.state.applied = start.clone();
             s.state.last_report = Some(Instant::now());
-            s.state.addr = client_addr(&client, peer);
+            s.state.addr = told_addr(&client, peer.ip());
+            s.state.console = told_addr(&console, peer.ip());
             s.sent.clear();
         });
         let (mut reader, mut writer) = tokio::io::split(socket);
@@ -534,8 +590,13 @@ impl Master {
                                 position: read.to_string(),
                                 unix_ms: unix_ms(),
                             };
-                            if let Err(e) = channel::write_message(&mut writer, &beat).await {
-                                return format!("link closed: {e}");
+                            let topology = Message::Topology {
+                                json: self.cluster_json(),
+                            };
+                            for m in [beat, topology] {
+                                if let Err(e) = channel::write_message(&mut writer, &m).await {
+                                    return format!("link closed: {e}");
+                                }
                             }
                         }
                         None
@@ -576,12 +637,12 @@ impl Master {
     }
 }
 
-/// Where a slave's clients connect: `client` as it told (its listen address), with the IP its
-/// link comes from (`peer`) when it listens on every address.
-fn client_addr(client: &str, peer: SocketAddr) -> Option<SocketAddr> {
-    let told: SocketAddr = client.parse().ok()?;
+/// Where a peer's clients (or console) connect: `told` as it said (its listen address), with
+/// the IP it is reached at (`peer`) when it listens on every address.
+pub(super) fn told_addr(told: &str, peer: IpAddr) -> Option<SocketAddr> {
+    let told: SocketAddr = told.parse().ok()?;
     Some(if told.ip().is_unspecified() {
-        SocketAddr::new(peer.ip(), told.port())
+        SocketAddr::new(peer, told.port())
     } else {
         told
     })
@@ -625,8 +686,8 @@ mod tests {
 
     #[test]
     fn a_slave_is_known_by_where_its_clients_connect() {
-        let peer: SocketAddr = "10.0.0.7:40000".parse().expect("addr");
-        let told = |client: &str| client_addr(client, peer).map(|a| a.to_string());
+        let peer: IpAddr = "10.0.0.7".parse().expect("ip");
+        let told = |client: &str| told_addr(client, peer).map(|a| a.to_string());
         assert_eq!(told("127.0.0.1:3308").as_deref(), Some("127.0.0.1:3308"));
         assert_eq!(told("0.0.0.0:3308").as_deref(), Some("10.0.0.7:3308"));
         assert_eq!(told("[::]:3308").as_deref(), Some("10.0.0.7:3308"));

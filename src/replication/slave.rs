@@ -17,12 +17,12 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Pool, Row};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::channel::{self, Message};
 use super::feed::{self, FEED_USER, Link};
 use super::gtid::{Gtid, Position};
-use super::master::{DEAD_AFTER, Source};
+use super::master::{ClusterView, DEAD_AFTER, Source, told_addr};
 use crate::events::Events;
 
 /// What a slave shows in status.
@@ -81,16 +81,22 @@ pub struct Replica {
     lock_kills: AtomicU64,
     /// Where the link's and the applier's changes are recorded.
     events: Arc<Events>,
+    /// Where this node's console listens, told to the master.
+    console: Option<SocketAddr>,
+    /// The cluster as the master last told, and when (ms since the Unix epoch).
+    cluster: Mutex<Option<(ClusterView, u64)>>,
 }
 
 impl Replica {
-    /// A replica of node `name` (whose clients connect at `client`) whose backend is `pool`'s,
+    /// A replica of node `name` (whose clients connect at `client`, and whose console is at
+    /// `console`) whose backend is `pool`'s,
     /// following the master at `master` (its replication address); `tls` opens TLS to it before
     /// the channel's authentication.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: &str,
         client: SocketAddr,
+        console: Option<SocketAddr>,
         master: SocketAddr,
         secret: &str,
         pool: Pool,
@@ -119,6 +125,8 @@ impl Replica {
             schema_changes: AtomicU64::new(0),
             lock_kills: AtomicU64::new(0),
             events,
+            console,
+            cluster: Mutex::new(None),
         })
     }
 
@@ -239,6 +247,34 @@ impl Replica {
         self.events.record("lock_kill", detail);
     }
 
+    /// The master told the cluster's state (`json`, a [`ClusterView`]).
+    pub(super) fn cluster_told(&self, json: &str) {
+        match serde_json::from_str::<ClusterView>(json) {
+            Ok(mut view) => {
+                // A master console on every address is reached where the master is.
+                view.master_console = view
+                    .master_console
+                    .and_then(|c| told_addr(&c, self.master.ip()))
+                    .map(|a| a.to_string());
+                if let Ok(mut known) = self.cluster.lock() {
+                    *known = Some((view, super::master::unix_ms()));
+                }
+            }
+            Err(e) => debug!(error = %e, "unreadable topology from the master"),
+        }
+    }
+
+    /// The cluster (this slave included) as the master last told, and when (ms since the Unix
+    /// epoch); `None` before the master told anything.
+    pub fn cluster(&self) -> Option<(ClusterView, u64)> {
+        self.cluster.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Where this node's console listens.
+    pub(super) fn console(&self) -> Option<SocketAddr> {
+        self.console
+    }
+
     /// Where this node's clients connect.
     pub(super) fn client(&self) -> SocketAddr {
         self.client
@@ -321,6 +357,7 @@ impl Replica {
         info!(port, "binlog feed listening for the backend's replica");
         let feeds = {
             let me = self.clone();
+            let stopping = shutdown.clone();
             async move {
                 loop {
                     let Ok((socket, peer)) = listener.accept().await else {
@@ -328,10 +365,16 @@ impl Replica {
                         continue;
                     };
                     let me = me.clone();
+                    // Each feed holds its own link to the master: it ends with the node, or
+                    // the master would still count a stopped slave as linked.
+                    let mut stop = stopping.clone();
                     tokio::spawn(
                         async move {
-                            if let Err(why) = feed::serve(me, socket).await {
-                                info!(reason = %why, "feed connection ended");
+                            tokio::select! {
+                                ended = feed::serve(me, socket) => if let Err(why) = ended {
+                                    info!(reason = %why, "feed connection ended");
+                                },
+                                _ = stop.wait_for(|stop| *stop) => {}
                             }
                         }
                         .instrument(info_span!("feed", %peer)),

@@ -8,6 +8,7 @@
 //! (which does not have the statement); their long data is kept by the node for that.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use mysql_common::value::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -20,6 +21,7 @@ use crate::error::{
 };
 use crate::frontend::prepared::{ParamType, decode_execute};
 use crate::frontend::reply::OkInfo;
+use crate::metrics::Outcome;
 use crate::sql::class::StatementClass;
 use crate::sql::classify::Classified;
 use crate::sql::inline::inline;
@@ -208,11 +210,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Ok(());
         }
         if as_text {
+            // Runs as a text statement, counted as one.
             return self.execute_as_text(id, body).await;
         }
+        let started = Instant::now();
         self.pass(packet, Reply::Results { cursor: flags != 0 })
-            .await
-            .map(drop)
+            .await?;
+        self.count_statement(classified.class(), Outcome::Executed, started);
+        Ok(())
     }
 
     /// Runs prepared statement `id` as its text with the values of `body` inlined.

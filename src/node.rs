@@ -426,6 +426,7 @@ pub async fn start(config: NodeConfig) -> std::io::Result<NodeHandle> {
                     password: config.backend_password.clone(),
                 };
                 let m = Master::new(
+                    &config.name,
                     login,
                     &repl.secret,
                     repl.ack,

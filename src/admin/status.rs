@@ -37,6 +37,8 @@ pub struct SlaveView {
 /// A slave's link to its master.
 #[derive(Debug, Clone, Serialize)]
 pub struct MasterLink {
+    /// The master's node name, as it last told ("master" before it told).
+    pub name: String,
     /// The master's client address (`node.master`).
     pub address: Option<String>,
     /// Where the master's console listens, as it last told.
@@ -120,9 +122,10 @@ impl NodeStatus {
             status.lsn = s.applied.lsn();
             status.state = s.state();
             let told = replica.cluster();
-            let mut master_console = None;
+            let (mut master_name, mut master_console) = ("master".to_string(), None);
             if let Some((view, at)) = told {
                 status.siblings_as_of_unix_ms = Some(at);
+                master_name = view.master;
                 master_console = view.master_console;
                 // This slave among them: its lag as the master measures it.
                 status.slaves = view
@@ -140,6 +143,7 @@ impl NodeStatus {
                     .collect();
             }
             status.master_link = Some(MasterLink {
+                name: master_name,
                 address: config.master.clone(),
                 console: master_console,
                 connected: s.connected,
@@ -174,7 +178,7 @@ impl NodeStatus {
         let mut rows = Vec::new();
         if let Some(link) = &self.master_link {
             rows.push(TopologyRow {
-                name: "master".into(),
+                name: link.name.clone(),
                 role: "master",
                 address: link.address.clone(),
                 console: link.console.clone(),

@@ -76,6 +76,8 @@ pub struct Sibling {
 /// The cluster as the master tells every slave of it, with each heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterView {
+    /// The master's node name.
+    pub master: String,
     /// Where the master's console listens, when it has one (an unspecified IP stands for the
     /// master's: the slave puts in the IP it reaches the master at).
     pub master_console: Option<String>,
@@ -198,14 +200,16 @@ pub struct Master {
     ack_timeouts: AtomicU64,
     /// Where slaves linking and dropping, and ack timeouts, are recorded.
     events: Arc<Events>,
-    /// Where this node's console listens, told to slaves.
+    /// This node's name and where its console listens, told to slaves.
+    name: String,
     console: Option<SocketAddr>,
 }
 
 impl Master {
     /// A master relaying `backend`'s binlog to slaves that know `secret`, recording into
-    /// `events`; it tells them its console is at `console`.
+    /// `events`; it tells them its `name` and that its console is at `console`.
     pub fn new(
+        name: &str,
         backend: BackendLogin,
         secret: &str,
         ack: Ack,
@@ -223,6 +227,7 @@ impl Master {
             ack_timeout,
             ack_timeouts: AtomicU64::new(0),
             events,
+            name: name.to_string(),
             console,
         }
     }
@@ -357,6 +362,7 @@ impl Master {
     /// The cluster as a slave is told of it, as JSON.
     fn cluster_json(&self) -> String {
         let view = ClusterView {
+            master: self.name.clone(),
             master_console: self.console.map(|a| a.to_string()),
             slaves: self
                 .slaves()

@@ -155,8 +155,9 @@ async function plotsUnderLoad(page) {
   const tip = await page.waitForSelector("#chart-statements .tip", { timeout: 5000 });
   const tipText = await tip.textContent();
   check(/\d\d:\d\d:\d\d UTC/.test(tipText) && tipText.includes("total:"), `hovering shows a sample: ${tipText}`);
-  await shot(page, "console-under-load");
   await page.mouse.move(0, 0);
+  await page.waitForSelector("#chart-statements .tip", { state: "detached", timeout: 5000 });
+  await shot(page, "console-under-load");
 
   const before = await page.$$eval("#events tbody tr[data-id]", (trs) => Math.max(0, ...trs.map((tr) => Number(tr.dataset.id))));
   check((await ask("kill slave1")) === "killed", "slave1 stopped");

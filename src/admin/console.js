@@ -45,6 +45,16 @@
     row.appendChild(td);
     return td;
   }
+  // slave2 before slave10.
+  function byName(a, b) {
+    return a.localeCompare(b, undefined, { numeric: true });
+  }
+  // The master first, then the slaves by name.
+  function ordered(rows) {
+    return rows.slice().sort(function (a, b) {
+      return (a.role === "master" ? 0 : 1) - (b.role === "master" ? 0 : 1) || byName(a.name, b.name);
+    });
+  }
   function clock(ms) {
     return new Date(ms).toISOString().substring(11, 19);
   }
@@ -308,7 +318,7 @@
         if (names.indexOf(sl.name) < 0) names.push(sl.name);
       });
     });
-    names.sort();
+    names.sort(byName);
     plot("lag", v, names.map(function (name, k) {
       return {
         name: name,
@@ -375,7 +385,7 @@
     var root = document.getElementById("cluster-map");
     if (!root) return;
     root.replaceChildren();
-    var rows = s.topology;
+    var rows = ordered(s.topology);
     var master = rows.find(function (r) { return r.role === "master"; });
     var slaves = rows.filter(function (r) { return r.role === "slave"; });
     var fromSlave = s.node.role === "slave";
@@ -425,7 +435,7 @@
     var topo = document.querySelector("#topology tbody");
     if (!topo) return;
     topo.replaceChildren();
-    s.topology.forEach(function (n) {
+    ordered(s.topology).forEach(function (n) {
       var tr = document.createElement("tr");
       tr.dataset.node = n.name;
       if (n.this_node) tr.className = "this";

@@ -727,10 +727,12 @@ async fn every_node_shows_the_whole_cluster() {
     let client = http();
     let s1 = admin_addr(&cluster.slaves[0]);
     let cookie = login(&client, s1, ADMIN).await;
+    // Each node at its client address, with its console.
+    let at = |node: &common::TestNode| format!("{} {}", node.addr(), admin_addr(node));
     let want = [
-        ("master", cluster.master.addr().to_string()),
-        ("slave1", cluster.slaves[0].addr().to_string()),
-        ("slave2", cluster.slaves[1].addr().to_string()),
+        ("master", at(&cluster.master)),
+        ("slave1", at(&cluster.slaves[0])),
+        ("slave2", at(&cluster.slaves[1])),
     ];
     let status = |client: reqwest::Client, cookie: String| async move {
         let (code, body) = get(&client, format!("http://{s1}/api/status"), Some(&cookie)).await;
@@ -745,7 +747,11 @@ async fn every_node_shows_the_whole_cluster() {
                     .map(|r| {
                         (
                             r["name"].as_str().unwrap_or("").to_string(),
-                            r["address"].as_str().unwrap_or("").to_string(),
+                            format!(
+                                "{} {}",
+                                r["address"].as_str().unwrap_or(""),
+                                r["console"].as_str().unwrap_or("")
+                            ),
                         )
                     })
                     .collect()

@@ -773,6 +773,16 @@ async fn every_node_shows_the_whole_cluster() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // What the master told is shown, not exported: the per-slave families are the master's
+    // measurements, and slave1 exports none of them.
+    let exported = scrape(s1).await;
+    let per_slave: Vec<&str> = exported
+        .samples
+        .iter()
+        .map(|s| s.metric.as_str())
+        .filter(|m| m.starts_with("myrelay_slave_"))
+        .collect();
+    assert!(per_slave.is_empty(), "{per_slave:?}");
     // The master's backend dies, so the master serves no slave: slave1 still shows slave2, and
     // says as of when.
     cluster.master.server.kill().await;

@@ -107,7 +107,10 @@ impl Collector for NodeCollector {
         if let Some(link) = &status.master_link {
             replica_link(&mut encoder, status.lsn, link.master_lsn, link.connected)?;
         }
-        slaves(&mut encoder, &status.slaves)?;
+        // A slave's status lists its siblings as the master told; only the master measures them.
+        if node.master.is_some() {
+            slaves(&mut encoder, &status.slaves)?;
+        }
         let reloads = &status.reloads;
         by_label(
             &mut encoder,

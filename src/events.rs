@@ -5,12 +5,12 @@
 //! A leaf the node's parts record into; each event is logged where it happens, so this keeps
 //! only what an operator looks back at, bounded.
 
+use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use crate::clock::unix_ms;
 
 /// How many events a node keeps; the oldest go first.
 pub const KEPT: usize = 200;
@@ -42,18 +42,12 @@ pub struct Events {
     refusals: Mutex<(u64, u64)>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 impl Events {
     /// Records an event of `kind` now.
     pub fn record(&self, kind: &'static str, detail: impl Into<String>) {
         let event = Event {
             id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
-            at_unix_ms: now_ms(),
+            at_unix_ms: unix_ms(),
             kind,
             detail: detail.into(),
         };
@@ -67,7 +61,7 @@ impl Events {
     /// Counts a refused statement; the [`REFUSAL_BURST`]th within one second records a
     /// `refusals` event naming the last one (one event per second at most).
     pub fn refused(&self, user: &str, code: u16) {
-        let second = now_ms() / 1000;
+        let second = unix_ms() / 1000;
         let burst = {
             let mut counted = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
             if counted.0 != second {

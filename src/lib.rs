@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod backend;
 pub mod checksum;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod events;

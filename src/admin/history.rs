@@ -10,9 +10,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
+use crate::clock::unix_ms;
 use crate::history::{History, INTERVAL, Reading, Sample, SlaveSample};
 use crate::node::NodeShared;
-use crate::replication::master::unix_ms;
 
 /// Reads the node's counters now (nothing here waits on the network).
 pub fn read(node: &NodeShared) -> Reading {

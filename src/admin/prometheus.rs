@@ -190,9 +190,12 @@ fn slaves(encoder: &mut DescriptorEncoder<'_>, slaves: &[SlaveView]) -> fmt::Res
         help: &str,
         value: impl Fn(&SlaveView) -> N,
     ) -> fmt::Result {
-        let series = slaves
-            .iter()
-            .map(|s| ([("slave", s.name.as_str())], ConstGauge::new(value(s))));
+        let series = slaves.iter().map(|s| {
+            (
+                [("slave", s.slave.name.as_str())],
+                ConstGauge::new(value(s)),
+            )
+        });
         family(encoder, name, help, series)
     }
     per_slave(
@@ -200,14 +203,14 @@ fn slaves(encoder: &mut DescriptorEncoder<'_>, slaves: &[SlaveView]) -> fmt::Res
         slaves,
         "myrelay_slave_connected",
         "Master: 1 while the slave is linked.",
-        |s| u64::from(s.connected),
+        |s| u64::from(s.slave.connected),
     )?;
     per_slave(
         encoder,
         slaves,
         "myrelay_slave_applied_lsn",
         "Master: the last LSN the slave reported applied.",
-        |s| s.applied_lsn,
+        |s| s.slave.applied_lsn,
     )?;
     per_slave(
         encoder,
@@ -221,6 +224,6 @@ fn slaves(encoder: &mut DescriptorEncoder<'_>, slaves: &[SlaveView]) -> fmt::Res
         slaves,
         "myrelay_slave_lag_seconds",
         "Master: age of the oldest entry the slave has not applied yet.",
-        |s| s.lag_ms as f64 / 1000.0,
+        |s| s.slave.lag_ms as f64 / 1000.0,
     )
 }

@@ -11,27 +11,30 @@ use serde::Serialize;
 use crate::backend::pool::PoolUsage;
 use crate::metrics::{Outcome, Refusal};
 use crate::node::{NodeShared, ReloadCounts};
+use crate::replication::master::Sibling;
 
 /// How long `/health` waits for the backend to answer a ping.
 const BACKEND_PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A slave as its master sees it.
+/// A slave as its master sees it (on a slave: as the master last told).
 #[derive(Debug, Clone, Serialize)]
 pub struct SlaveView {
-    /// The name the slave announced.
-    pub name: String,
-    /// Where its clients connect.
-    pub address: Option<String>,
-    /// Where its console listens, when it has one.
-    pub console: Option<String>,
-    /// Linked right now.
-    pub connected: bool,
-    /// Last LSN it reported applied.
-    pub applied_lsn: u64,
+    /// Its name, addresses, link and position.
+    #[serde(flatten)]
+    pub slave: Sibling,
     /// Logged entries it has not applied.
     pub lag_entries: u64,
-    /// Age of the oldest entry it has not applied, in milliseconds.
-    pub lag_ms: u64,
+}
+
+/// `slaves` with their lag in entries behind `lsn` (the master's position).
+fn views(slaves: Vec<Sibling>, lsn: u64) -> Vec<SlaveView> {
+    slaves
+        .into_iter()
+        .map(|slave| SlaveView {
+            lag_entries: lsn.saturating_sub(slave.applied_lsn),
+            slave,
+        })
+        .collect()
 }
 
 /// A slave's link to its master.
@@ -104,19 +107,7 @@ impl NodeStatus {
             let lsn = master.lsn();
             status.lsn = lsn;
             status.state = "serving".into();
-            status.slaves = master
-                .slaves()
-                .into_iter()
-                .map(|(name, s)| SlaveView {
-                    name,
-                    address: s.addr.map(|a| a.to_string()),
-                    console: s.console.map(|a| a.to_string()),
-                    connected: s.connected,
-                    applied_lsn: s.applied.lsn(),
-                    lag_entries: lsn.saturating_sub(s.applied.lsn()),
-                    lag_ms: s.lag_ms,
-                })
-                .collect();
+            status.slaves = views(master.siblings(), lsn);
         } else if let Some(replica) = &node.replica {
             let s = replica.status();
             status.lsn = s.applied.lsn();
@@ -128,19 +119,7 @@ impl NodeStatus {
                 master_name = view.master;
                 master_console = view.master_console;
                 // This slave among them: its lag as the master measures it.
-                status.slaves = view
-                    .slaves
-                    .into_iter()
-                    .map(|sibling| SlaveView {
-                        lag_entries: s.master.lsn().saturating_sub(sibling.applied_lsn),
-                        name: sibling.name,
-                        address: sibling.address,
-                        console: sibling.console,
-                        connected: sibling.connected,
-                        applied_lsn: sibling.applied_lsn,
-                        lag_ms: sibling.lag_ms,
-                    })
-                    .collect();
+                status.slaves = views(view.slaves, s.master.lsn());
             }
             status.master_link = Some(MasterLink {
                 name: master_name,
@@ -171,8 +150,8 @@ impl NodeStatus {
             lag_ms: self
                 .slaves
                 .iter()
-                .find(|s| s.name == self.name)
-                .map(|s| s.lag_ms),
+                .find(|s| s.slave.name == self.name)
+                .map(|s| s.slave.lag_ms),
             this_node: true,
         };
         let mut rows = Vec::new();
@@ -201,7 +180,8 @@ impl NodeStatus {
             rows.push(me);
         }
         // A master's slaves, or a slave's siblings as the master last told.
-        for s in self.slaves.iter().filter(|s| s.name != self.name) {
+        for view in self.slaves.iter().filter(|v| v.slave.name != self.name) {
+            let s = &view.slave;
             rows.push(TopologyRow {
                 name: s.name.clone(),
                 role: "slave",
@@ -214,7 +194,7 @@ impl NodeStatus {
                 }
                 .into(),
                 lsn: Some(s.applied_lsn),
-                lag_entries: Some(s.lag_entries),
+                lag_entries: Some(view.lag_entries),
                 lag_ms: Some(s.lag_ms),
                 this_node: false,
             });

@@ -23,8 +23,9 @@ use tracing::{debug, info, warn};
 use super::binlog;
 use super::channel::{self, Message};
 use super::gtid::{Gtid, Position};
-use super::master::{DEAD_AFTER, HEARTBEAT, unix_ms};
+use super::master::{DEAD_AFTER, HEARTBEAT};
 use super::slave::Replica;
+use crate::clock::unix_ms;
 use crate::error::{
     CR_CONN_HOST_ERROR, ER_ACCESS_DENIED_ERROR, ER_PARSE_ERROR, ER_UNKNOWN_COM_ERROR, ErrorReply,
 };

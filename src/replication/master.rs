@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,6 +22,7 @@ use super::binlog::{self, Groups, Step};
 use super::channel::{self, Message};
 use super::gtid::Position;
 use crate::backend::wire::{Wire, WireError};
+use crate::clock::unix_ms;
 use crate::config::Ack;
 use crate::events::Events;
 use serde::{Deserialize, Serialize};
@@ -364,20 +365,24 @@ impl Master {
         let view = ClusterView {
             master: self.name.clone(),
             master_console: self.console.map(|a| a.to_string()),
-            slaves: self
-                .slaves()
-                .into_iter()
-                .map(|(name, s)| Sibling {
-                    name,
-                    address: s.addr.map(|a| a.to_string()),
-                    console: s.console.map(|a| a.to_string()),
-                    connected: s.connected,
-                    applied_lsn: s.applied.lsn(),
-                    lag_ms: s.lag_ms,
-                })
-                .collect(),
+            slaves: self.siblings(),
         };
         serde_json::to_string(&view).unwrap_or_default()
+    }
+
+    /// Every slave as the cluster's views show it (the master's status, and every slave's).
+    pub fn siblings(&self) -> Vec<Sibling> {
+        self.slaves()
+            .into_iter()
+            .map(|(name, s)| Sibling {
+                name,
+                address: s.addr.map(|a| a.to_string()),
+                console: s.console.map(|a| a.to_string()),
+                connected: s.connected,
+                applied_lsn: s.applied.lsn(),
+                lag_ms: s.lag_ms,
+            })
+            .collect()
     }
 
     /// A snapshot of the slaves, by name, with their lag in time.
@@ -676,14 +681,6 @@ async fn start_dump(wire: &mut Wire, start: &Position, server_id: u32) -> Result
     body.extend_from_slice(&2u16.to_le_bytes());
     body.extend_from_slice(&server_id.to_le_bytes());
     wire.command(0x12, &body).await
-}
-
-/// Wall clock in milliseconds since the epoch.
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -257,7 +257,7 @@ impl Replica {
                     .and_then(|c| told_addr(&c, self.master.ip()))
                     .map(|a| a.to_string());
                 if let Ok(mut known) = self.cluster.lock() {
-                    *known = Some((view, super::master::unix_ms()));
+                    *known = Some((view, crate::clock::unix_ms()));
                 }
             }
             Err(e) => debug!(error = %e, "unreadable topology from the master"),

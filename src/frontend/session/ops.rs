@@ -8,10 +8,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::info;
 
 use super::{End, Session};
+use crate::clock::unix_ms;
 use crate::config::{Grant, UserRole};
 use crate::error::{ER_ACCESS_DENIED_ERROR, ErrorReply};
 use crate::metrics::{Outcome, Refusal, truncate_statement};
-use crate::replication::master::unix_ms;
 use crate::sql::class::StatementClass;
 use crate::sql::classify::Classified;
 
